@@ -1,0 +1,33 @@
+"""Generation-time helpers that build balanced arithmetic trees."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Value
+
+__all__ = ["popcount", "prefix_sums"]
+
+
+def popcount(bits) -> Value:
+    """Number of set bits, as a balanced adder tree (depth ``ceil(log2(len))``)."""
+    terms = [Value.cast(b).as_unsigned() for b in bits]
+    if not terms:
+        raise ValueError("popcount needs at least one bit")
+    while len(terms) > 1:
+        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
+                 for i in range(0, len(terms), 2)]
+    return terms[0]
+
+
+def prefix_sums(values, *, exclusive: bool = True) -> list[Value]:
+    """Running sums of ``values`` by a Hillis–Steele scan (``log2`` levels of adders).
+
+    With ``exclusive`` the ``i``-th result sums ``values[:i]`` (the first is 0).
+    """
+    acc = [Value.cast(v).as_unsigned() for v in values]
+    n, step = len(acc), 1
+    while step < n:
+        acc = [acc[i] + acc[i - step] if i >= step else acc[i] for i in range(n)]
+        step *= 2
+    if exclusive:
+        return [Value.cast(0)] + acc[:-1]
+    return acc

@@ -1,0 +1,447 @@
+"""Parallel, order-preserving top-k engine: a streaming radix select.
+
+Ref: SpAtten (HPCA 2021), Section III-C (the top-k engine's job: the k largest scores of a
+packet, kept in original order, with zero eliminators compacting the survivors). SpAtten's
+engine is a quick-select whose passes each stream the candidates through comparator arrays;
+this one replaces the data-dependent passes with a radix select whose latency does not depend
+on the data.
+
+Algorithm. Scores become unsigned keys (sign bit flipped, order kept) padded below to
+``levels * radix_bits`` bits and split into ``levels`` digits of ``radix_bits`` bits, most
+significant first. A *suffix histogram* keeps, for every digit value ``j >= 1``, the number
+``S[j]`` of candidates whose digit is ``>= j``; for ``need = min(k, n)`` the k-th largest
+key's digit is ``t = #{j >= 1 : S[j] >= need}`` and ``need - S[t+1]`` elements are still
+needed among the candidates with that digit. The first digit's histogram is built while the
+packet arrives, so it costs nothing after the last beat; each further digit takes one pass
+over the buffered packet (``ceil(n / lanes)`` cycles) restricted to the candidates that
+match the digits found so far. After the last digit the exact k-th key and the number ``r``
+of its ties to keep are known, and a final filter pass streams the buffer once more, keeps
+``key > kth`` plus the first ``r`` elements equal to ``kth``, and compacts the survivors in
+arrival order (a logarithmic zero eliminator, then a merge into the output beat).
+
+Timing. From the cycle the last input beat is taken to the cycle the last output beat is
+taken, with ``R = ceil(n / lanes)`` and a consumer that never stalls:
+``latency(n) = (levels - 1) * (R + 2) + R + 7`` cycles at most, whatever the data
+(``paper``: 137 cycles for n = 1024); the filter pass ends as soon as the last kept element
+is out, so it is shorter when the kept elements end early. Input: ``lanes`` elements per cycle
+while a packet buffer is free; with ``buffers = 2`` the next packet streams in while the
+previous one is selected, and back-to-back packets never wait for the first-level search.
+
+Bit-exact with :func:`sim.golden.topk.topk_engine`.
+
+Members
+-------
+i : ``In(stream.Signature(in_layout(cfg)))``
+o : ``Out(stream.Signature(out_layout(cfg)))``
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from generators.config import TopKConfig
+from generators.numerics import bits_for
+
+from ..common.arith import popcount, prefix_sums
+from .layouts import in_layout, out_layout
+
+__all__ = ["TopK"]
+
+
+class TopK(wiring.Component):
+    """Order-preserving top-k of packets of signed scores (see the module docstring)."""
+
+    def __init__(self, cfg: TopKConfig):
+        if not isinstance(cfg, TopKConfig):
+            raise TypeError(f"cfg must be a TopKConfig, not {cfg!r}")
+        self._cfg = cfg
+        super().__init__({
+            "i": In(stream.Signature(in_layout(cfg))),
+            "o": Out(stream.Signature(out_layout(cfg))),
+        })
+
+    @property
+    def cfg(self) -> TopKConfig:
+        return self._cfg
+
+    def latency(self, n: int) -> int:
+        """Cycles from the last input beat to the last output beat, worst case, no stalls."""
+        cfg = self._cfg
+        rows = -(-n // cfg.lanes)
+        return (cfg.levels - 1) * (rows + 2) + rows + 7
+
+    # ------------------------------------------------------------------------------------
+    def elaborate(self, platform):
+        cfg = self._cfg
+        m = Module()
+        P, W, R, B, L = cfg.lanes, cfg.score.width, cfg.rows, cfg.buffers, cfg.levels
+        RB = cfg.radix_bits
+        KW = RB * L  # padded key width
+        pad = cfg.key_pad
+        CB = cfg.count_bits
+        lane_bits = max(0, (P - 1).bit_length())
+        row_bits = max(1, (R - 1).bit_length())
+
+        m.submodules.mem = mem = Memory(shape=data.ArrayLayout(signed(W), P), depth=B * R,
+                                        init=[])
+        wp = mem.write_port()
+        rp = mem.read_port(domain="sync")
+
+        def key_of(value):
+            # Flip the sign bit (order-preserving), then pad below to whole digits.
+            k = (value.as_unsigned() ^ (1 << (W - 1)))[:W]
+            return Cat(Const(0, pad), k) if pad else k
+
+        # ---- Buffer bookkeeping ---------------------------------------------------------
+        # busy[b]: buffer b holds a packet (input may not write it); ready[b]: its
+        # descriptor is final (processing may start). Packets are processed in order.
+        busy = [Signal(name=f"busy{b}") for b in range(B)]
+        ready = [Signal(name=f"ready{b}") for b in range(B)]
+        d_n = [Signal(CB, name=f"desc{b}_n") for b in range(B)]
+        d_need = [Signal(CB, name=f"desc{b}_need") for b in range(B)]
+        d_kpre = [Signal(KW, name=f"desc{b}_kpre") for b in range(B)]
+        d_r = [Signal(CB, name=f"desc{b}_r") for b in range(B)]
+        d_trunc = [Signal(name=f"desc{b}_trunc") for b in range(B)]
+        wb = Signal(range(B), name="wbuf")  # buffer being written
+        rb = Signal(range(B), name="rbuf")  # buffer being processed
+        release = Signal()  # processing finished with buffer rb (this cycle)
+
+        def sel(sigs, idx):
+            out = sigs[0]
+            for b in range(1, B):
+                out = Mux(idx == b, sigs[b], out)
+            return out
+
+        # ---- Input side: buffer write and first-level histogram --------------------------
+        i = self.i
+        wrow = Signal(range(R + 1), name="wrow")  # rows written of this packet
+        trunc = Signal(name="in_trunc")
+        first = Signal(init=1, name="in_first")  # next beat starts a packet
+        m.d.comb += i.ready.eq(~sel(busy, wb))
+        take = Signal()
+        m.d.comb += take.eq(i.valid & i.ready)
+
+        room = Signal()
+        m.d.comb += room.eq(wrow < R)
+        lane_en = [Signal(name=f"in_en{j}") for j in range(P)]
+        for j in range(P):
+            m.d.comb += lane_en[j].eq(take & room & (~i.payload.last | (i.payload.count > j)))
+        m.d.comb += [
+            wp.addr.eq(wb * R + wrow[:row_bits] if B > 1 else wrow[:row_bits]),
+            wp.data.eq(i.payload.data),
+            wp.en.eq(take & room),
+        ]
+        in_digits = [key_of(i.payload.data[j])[KW - RB:] for j in range(P)]
+        s1 = self._histogram(m, "s1", in_digits, lane_en, clear=first, update=take)
+
+        # Finalise one cycle after the last beat: search the first digit.
+        fin = Signal(name="fin")
+        fb = Signal(range(B), name="fin_buf")
+        f_n = Signal(CB, name="fin_n")
+        f_need = Signal(CB, name="fin_need")
+        f_trunc = Signal(name="fin_trunc")
+        n_last = Signal(CB)
+        m.d.comb += n_last.eq(Mux(room, wrow * P + i.payload.count, cfg.capacity))
+        trunc_now = Signal()
+        m.d.comb += trunc_now.eq(trunc | (~room & (~i.payload.last | (i.payload.count != 0))))
+        m.d.sync += fin.eq(0)
+        with m.If(take):
+            m.d.sync += first.eq(i.payload.last)
+            with m.If(i.payload.last):
+                m.d.sync += [
+                    wrow.eq(0), trunc.eq(0), fin.eq(1), fb.eq(wb), f_n.eq(n_last),
+                    f_need.eq(Mux(i.payload.k < n_last, i.payload.k, n_last)),
+                    f_trunc.eq(trunc_now),
+                ]
+                for b in range(B):
+                    with m.If(wb == b):
+                        m.d.sync += busy[b].eq(1)
+                if B > 1:
+                    m.d.sync += wb.eq(wb + 1)
+            with m.Else():
+                m.d.sync += [wrow.eq(Mux(room, wrow + 1, wrow)), trunc.eq(trunc_now)]
+
+        t1, g1 = self._search(m, "s1", s1, f_need)
+        with m.If(fin):
+            for b in range(B):
+                with m.If(fb == b):
+                    m.d.sync += [
+                        ready[b].eq(1), d_n[b].eq(f_n), d_need[b].eq(f_need),
+                        d_kpre[b].eq(t1 << (KW - RB)), d_r[b].eq(f_need - g1),
+                        d_trunc[b].eq(f_trunc),
+                    ]
+        with m.If(release):
+            for b in range(B):
+                with m.If(rb == b):
+                    m.d.sync += [busy[b].eq(0), ready[b].eq(0)]
+            if B > 1:
+                m.d.sync += rb.eq(rb + 1)
+
+        # ---- Processing side: refine passes, then the filter pass ------------------------
+        o = self.o
+        ce = Signal()  # the processing pipeline advances
+        m.d.comb += ce.eq(~o.valid | o.ready)
+
+        n = Signal(CB, name="p_n")
+        need = Signal(CB, name="p_need")
+        kpre = Signal(KW, name="p_kpre")  # digits found so far, aligned at the top
+        level = Signal(range(L + 1), name="p_level")  # digits found so far
+        r = Signal(CB, name="p_r")  # elements still needed among the kpre matches
+        ptrunc = Signal(name="p_trunc")
+        rows = Signal(range(R + 1), name="p_rows")
+        row = Signal(range(R + 1), name="p_row")
+        filtering = Signal(name="p_filtering")
+        m.d.comb += rows.eq((n + (P - 1)) >> lane_bits)
+
+        # Stage 0 issues row reads; stage 1 sees the data (read port enabled by ce).
+        issue = Signal()
+        v1 = Signal(name="v1")
+        row1 = Signal(range(R + 1), name="row1")
+        last1 = Signal(name="last1")
+        m.d.comb += [
+            rp.en.eq(ce),
+            rp.addr.eq(rb * R + row[:row_bits] if B > 1 else row[:row_bits]),
+        ]
+        with m.If(ce):
+            m.d.sync += [v1.eq(issue), row1.eq(row), last1.eq(row == rows - 1)]
+            with m.If(issue):
+                m.d.sync += row.eq(row + 1)
+
+        keys1 = [key_of(rp.data[j]) for j in range(P)]
+        inrange1 = [Signal(name=f"inr1_{j}") for j in range(P)]
+        for j in range(P):
+            m.d.comb += inrange1[j].eq(v1 & ((row1 * P + j) < n))
+
+        # Refine: histogram of the next digit over the candidates matching kpre.
+        kmask = Signal(KW, name="p_kmask")
+        with m.Switch(level):
+            for lv in range(1, L + 1):
+                with m.Case(lv):
+                    m.d.comb += kmask.eq(((1 << (RB * lv)) - 1) << (KW - RB * lv))
+        ref_en = [Signal(name=f"ref_en{j}") for j in range(P)]
+        ref_digit = [Signal(RB, name=f"ref_digit{j}") for j in range(P)]
+        for j in range(P):
+            m.d.comb += ref_en[j].eq(inrange1[j] & ~filtering & (((keys1[j] ^ kpre) & kmask) == 0))
+            with m.Switch(level):
+                for lv in range(1, L):
+                    with m.Case(lv):
+                        lo = KW - RB * (lv + 1)
+                        m.d.comb += ref_digit[j].eq(keys1[j][lo:lo + RB])
+        s2_clear = Signal()
+        s2 = self._histogram(m, "s2", ref_digit, ref_en, clear=s2_clear, update=ce & v1)
+        t2, g2 = self._search(m, "s2", s2, r)
+
+        # Filter stage 2: compare with kth and rank the ties (registered from stage 1).
+        kth_key = Signal(W, name="p_kth_key")
+        m.d.comb += kth_key.eq(kpre[pad:])
+        elem = data.StructLayout({"value": signed(W), "index": unsigned(cfg.index_bits)})
+        v2 = Signal(name="v2")
+        e2 = Signal(data.ArrayLayout(elem, P), name="e2")
+        gt2 = Signal(P, name="gt2")
+        eq2 = Signal(P, name="eq2")
+        with m.If(ce):
+            m.d.sync += v2.eq(v1 & filtering)
+            for j in range(P):
+                m.d.sync += [
+                    e2[j].value.eq(rp.data[j]),
+                    e2[j].index.eq(row1 * P + j if P > 1 else row1),
+                    gt2[j].eq(inrange1[j] & (keys1[j][pad:] > kth_key)),
+                    eq2[j].eq(inrange1[j] & (keys1[j][pad:] == kth_key)),
+                ]
+        quota = Signal(CB, name="p_quota")  # ties still to keep
+        tie_rank = prefix_sums([eq2[j] for j in range(P)])
+        n_eq = popcount([eq2[j] for j in range(P)])
+        keep2 = Signal(P, name="keep2")
+        for j in range(P):
+            m.d.comb += keep2[j].eq(gt2[j] | (eq2[j] & (tie_rank[j] < quota)))
+        with m.If(ce & v2):
+            m.d.sync += quota.eq(Mux(n_eq < quota, quota - n_eq, 0))
+
+        # Stage 3: zero eliminator (logarithmic shifter; element j moves down by the
+        # number of dropped lanes before it; shifts by increasing powers never collide).
+        e3 = Signal(data.ArrayLayout(elem, P), name="e3")
+        c3 = Signal(bits_for(P), name="c3")
+        drops = [Signal(bits_for(P), name=f"drops{j}") for j in range(P)]
+        for j, d in enumerate(prefix_sums([~keep2[j] for j in range(P)])):
+            m.d.comb += drops[j].eq(d)
+        lanes = [(e2[j], keep2[j], drops[j]) for j in range(P)]
+        for b in range(lane_bits):
+            step = 1 << b
+            nxt = []
+            for j in range(P):
+                src_e, src_k, src_d = lanes[j + step] if j + step < P else (None, 0, 0)
+                own_e, own_k, own_d = lanes[j]
+                take_up = (src_k & src_d[b]) if src_e is not None else Const(0)
+                stay = own_k & ~own_d[b]
+                nxt.append((
+                    Mux(take_up, src_e, own_e) if src_e is not None else own_e,
+                    take_up | stay,
+                    Mux(take_up, src_d, own_d) if src_e is not None else own_d,
+                ))
+            lanes = nxt
+        with m.If(ce):
+            m.d.sync += [c3.eq(Mux(v2, popcount(list(keep2)), 0))]
+            for j in range(P):
+                m.d.sync += e3[j].eq(lanes[j][0])
+
+        # Stage 4: merge the compacted row behind the ``pend`` elements held back; emit a
+        # full beat, or the final partial beat once every kept element has been seen.
+        pend = Signal(data.ArrayLayout(elem, P), name="pend")
+        pend_n = Signal(range(P), name="pend_n")
+        emitted = Signal(CB, name="emitted")
+        window = [Signal(elem, name=f"win{j}") for j in range(2 * P)]
+        # Shift the compacted row up by pend_n lanes (a logarithmic shifter, None = empty).
+        shifted = [e3[j] for j in range(P)] + [None] * P
+        for b in range(lane_bits):
+            step = 1 << b
+            shifted = [self._mux_opt(pend_n[b], shifted[j - step] if j >= step else None,
+                                     shifted[j]) for j in range(2 * P)]
+        for j in range(2 * P):
+            src = shifted[j] if shifted[j] is not None else 0
+            m.d.comb += window[j].eq(Mux(j < pend_n, pend[j], src) if j < P else src)
+        total = Signal(range(2 * P), name="merge_total")
+        m.d.comb += total.eq(pend_n + c3)
+        done_beat = Signal()  # the output register takes the packet's final beat
+        o_next_count = Signal(bits_for(P))
+        o_next_last = Signal()
+        emit = Signal()
+        with m.If(filtering):
+            with m.If(total >= P):
+                m.d.comb += [emit.eq(1), o_next_count.eq(P),
+                             o_next_last.eq(emitted + P == need)]
+            with m.Elif((total != 0) & (emitted + total == need)):
+                m.d.comb += [emit.eq(1), o_next_count.eq(total), o_next_last.eq(1)]
+        m.d.comb += done_beat.eq(ce & emit & o_next_last)
+        with m.If(ce & filtering):
+            with m.If(emit):
+                m.d.sync += emitted.eq(emitted + o_next_count)
+                with m.If(total >= P):
+                    m.d.sync += pend_n.eq(total - P)
+                    for j in range(P):
+                        m.d.sync += pend[j].eq(window[P + j])
+                with m.Else():
+                    m.d.sync += pend_n.eq(0)
+            with m.Else():
+                m.d.sync += pend_n.eq(total)
+                for j in range(P):
+                    m.d.sync += pend[j].eq(window[j])
+
+        # Output register.
+        kth_out = Signal(signed(W), name="p_kth")
+        m.d.comb += kth_out.eq((kth_key ^ (1 << (W - 1))).as_signed())
+        empty_beat = Signal()
+        with m.If(ce):
+            m.d.sync += o.valid.eq(emit | empty_beat)
+            m.d.sync += [
+                o.payload.count.eq(Mux(emit, o_next_count, 0)),
+                o.payload.last.eq(Mux(emit, o_next_last, 1)),
+                o.payload.kth.eq(Mux(emit, kth_out, cfg.score.max_raw)),
+                o.payload.truncated.eq(ptrunc),
+            ]
+            for j in range(P):
+                live = emit & (j < o_next_count)
+                m.d.sync += [
+                    o.payload.data[j].eq(Mux(live, window[j].value, 0)),
+                    o.payload.index[j].eq(Mux(live, window[j].index, 0)),
+                ]
+
+        # Control.
+        m.d.comb += release.eq(o.valid & o.ready & o.payload.last)
+        with m.FSM(name="topk_fsm"):
+            with m.State("IDLE"):
+                with m.If(sel(ready, rb)):
+                    m.d.sync += [
+                        n.eq(sel(d_n, rb)), need.eq(sel(d_need, rb)),
+                        kpre.eq(sel(d_kpre, rb)), r.eq(sel(d_r, rb)),
+                        ptrunc.eq(sel(d_trunc, rb)), level.eq(1), row.eq(0),
+                        emitted.eq(0), pend_n.eq(0), quota.eq(sel(d_r, rb)),
+                    ]
+                    with m.If(sel(d_need, rb) == 0):
+                        m.next = "EMPTY"
+                    with m.Else():
+                        if L == 1:  # the first digit is the whole key
+                            m.d.sync += filtering.eq(1)
+                            m.next = "FILTER"
+                        else:
+                            m.next = "REFINE"
+            with m.State("EMPTY"):
+                m.d.comb += empty_beat.eq(1)
+                with m.If(ce):
+                    m.next = "DONE"
+            with m.State("REFINE"):
+                m.d.comb += issue.eq(row < rows)
+                with m.If(ce & v1 & last1):
+                    m.next = "SEARCH"
+            with m.State("SEARCH"):
+                # s2 is final: take the next digit and the ties still needed.
+                with m.Switch(level):
+                    for lv in range(1, L):
+                        with m.Case(lv):
+                            m.d.sync += kpre.eq(kpre | (t2 << (KW - RB * (lv + 1))))
+                m.d.sync += [r.eq(r - g2), quota.eq(r - g2), level.eq(level + 1), row.eq(0)]
+                m.d.comb += s2_clear.eq(1)
+                with m.If(level + 1 == L):
+                    m.d.sync += filtering.eq(1)
+                    m.next = "FILTER"
+                with m.Else():
+                    m.next = "REFINE"
+            with m.State("FILTER"):
+                m.d.comb += issue.eq(row < rows)
+                with m.If(done_beat):
+                    m.next = "DONE"
+            with m.State("DONE"):
+                # The final beat sits in the output register; drop the rest of the pass.
+                with m.If(release):
+                    m.d.sync += [filtering.eq(0), v1.eq(0), v2.eq(0)]
+                    m.next = "IDLE"
+        return m
+
+    # ------------------------------------------------------------------------------------
+    @staticmethod
+    def _mux_opt(sel, a, b):
+        """``Mux(sel, a, b)`` where ``None`` is an empty lane (its value never matters)."""
+        if a is None:
+            return b
+        if b is None:
+            return a
+        return Mux(sel, a, b)
+
+    def _histogram(self, m, name, digits, enables, *, clear, update):
+        """Suffix counters ``S[j] = #{enabled lanes with digit >= j}`` for ``j >= 1``.
+
+        When ``update``: ``S <= (clear ? 0 : S) + this beat's counts``.
+        """
+        cfg = self._cfg
+        counters = []
+        for j in range(1, 1 << cfg.radix_bits):
+            s = Signal(cfg.count_bits, name=f"{name}_S{j}")
+            inc = popcount([en & (d >= j) for d, en in zip(digits, enables)])
+            with m.If(update):
+                m.d.sync += s.eq(Mux(clear, 0, s) + inc)
+            with m.Elif(clear):
+                m.d.sync += s.eq(0)
+            counters.append(s)
+        return counters
+
+    def _search(self, m, name, counters, need):
+        """Digit ``t`` holding the ``need``-th largest key, and ``G = S[t+1]`` above it."""
+        cfg = self._cfg
+        ge = [Signal(name=f"{name}_ge{j + 1}") for j in range(len(counters))]
+        for j, s in enumerate(counters):
+            m.d.comb += ge[j].eq(s >= need)
+        t = Signal(cfg.radix_bits, name=f"{name}_t")
+        g = Signal(cfg.count_bits, name=f"{name}_g")
+        m.d.comb += t.eq(popcount(ge))
+        # One-hot pick of S[t+1]: ge is a thermometer code (S is non-increasing).
+        picks = []
+        for j, s in enumerate(counters):  # s = S[j+1]
+            below = ge[j - 1] if j > 0 else Const(1)
+            picks.append(Mux(below & ~ge[j], s, 0))
+        acc = picks[0]
+        for p in picks[1:]:
+            acc = acc | p
+        m.d.comb += g.eq(acc)
+        return t, g

