@@ -184,21 +184,26 @@ _NESTED = {"topk": TopKConfig}
 
 def _from_dict(cls, d: dict, prefix: str):
     if not isinstance(d, dict):
-        raise ConfigError(f"{prefix or 'config'} must be a table, not {d!r}")
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a table, not {d!r}")
     known = {f.name: f for f in fields(cls)}
     unknown = sorted(set(d) - set(known))
     if unknown:
         raise ConfigError(f"unknown config field {prefix}{unknown[0]!s} "
                           f"(known: {', '.join(sorted(known))})")
     kwargs = {}
-    for name, value in d.items():
-        if name in _NESTED and cls is SpAttenConfig:
-            kwargs[name] = _from_dict(_NESTED[name], value, f"{name}.")
-        elif known[name].type in ("QFormat", QFormat):
-            kwargs[name] = QFormat.parse(value) if isinstance(value, str) else value
-        else:
-            kwargs[name] = value
     try:
+        for name, value in d.items():
+            if name in _NESTED and cls is SpAttenConfig:
+                kwargs[name] = _from_dict(_NESTED[name], value, f"{name}.")
+            elif known[name].type in ("QFormat", QFormat) and isinstance(value, str):
+                try:
+                    kwargs[name] = QFormat.parse(value)
+                except ValueError as e:
+                    raise ConfigError(f"{name}: {e}") from None
+            else:
+                kwargs[name] = value
         return cls(**kwargs)
     except ConfigError as e:
+        if str(e).startswith(prefix):
+            raise
         raise ConfigError(f"{prefix}{e}") from None

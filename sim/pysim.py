@@ -6,20 +6,11 @@ import os
 import random
 from pathlib import Path
 
-from amaranth.lib import data
 from amaranth.sim import Simulator
 
-__all__ = ["run", "stream_send", "stream_recv", "const_to_py"]
+from .packing import const_to_py
 
-
-def const_to_py(value):
-    """A ``data.Const`` (struct/array) or an int → plain Python dicts, lists and ints."""
-    if isinstance(value, data.Const):
-        layout = value.shape()
-        if isinstance(layout, data.ArrayLayout):
-            return [const_to_py(value[j]) for j in range(layout.length)]
-        return {name: const_to_py(value[name]) for name, _ in layout}
-    return int(value)
+__all__ = ["run", "stream_send", "stream_recv"]
 
 
 async def stream_send(ctx, port, items, *, rng: random.Random, stall: float = 0.0):

@@ -221,6 +221,8 @@ class TopK(wiring.Component):
             for lv in range(1, L + 1):
                 with m.Case(lv):
                     m.d.comb += kmask.eq(((1 << (RB * lv)) - 1) << (KW - RB * lv))
+            with m.Default():  # level 0 never occurs on the processing side
+                m.d.comb += kmask.eq(0)
         ref_en = [Signal(name=f"ref_en{j}") for j in range(P)]
         ref_digit = [Signal(RB, name=f"ref_digit{j}") for j in range(P)]
         for j in range(P):
@@ -230,6 +232,8 @@ class TopK(wiring.Component):
                     with m.Case(lv):
                         lo = KW - RB * (lv + 1)
                         m.d.comb += ref_digit[j].eq(keys1[j][lo:lo + RB])
+                with m.Default():  # no digit left to refine: histogram input unused
+                    m.d.comb += ref_digit[j].eq(0)
         s2_clear = Signal()
         s2 = self._histogram(m, "s2", ref_digit, ref_en, clear=s2_clear, update=ce & v1)
         t2, g2 = self._search(m, "s2", s2, r)
@@ -301,7 +305,8 @@ class TopK(wiring.Component):
                                      shifted[j]) for j in range(2 * P)]
         for j in range(2 * P):
             src = shifted[j] if shifted[j] is not None else 0
-            m.d.comb += window[j].eq(Mux(j < pend_n, pend[j], src) if j < P else src)
+            # pend_n <= P - 1, so the top lane of the window's lower half is never pending.
+            m.d.comb += window[j].eq(Mux(pend_n > j, pend[j], src) if j < P - 1 else src)
         total = Signal(range(2 * P), name="merge_total")
         m.d.comb += total.eq(pend_n + c3)
         done_beat = Signal()  # the output register takes the packet's final beat
@@ -381,6 +386,8 @@ class TopK(wiring.Component):
                     for lv in range(1, L):
                         with m.Case(lv):
                             m.d.sync += kpre.eq(kpre | (t2 << (KW - RB * (lv + 1))))
+                    with m.Default():  # SEARCH follows a REFINE, so level is 1..L-1
+                        pass
                 m.d.sync += [r.eq(r - g2), quota.eq(r - g2), level.eq(level + 1), row.eq(0)]
                 m.d.comb += s2_clear.eq(1)
                 with m.If(level + 1 == L):

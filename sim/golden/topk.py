@@ -59,14 +59,16 @@ def topk(scores, k: int) -> TopKResult:
         raise ValueError(f"scores must be one-dimensional, not of shape {s.shape}")
     if s.size and not np.issubdtype(s.dtype, np.integer):
         raise ValueError(f"scores must be integers (raw fixed point), not {s.dtype}")
+    if s.size and s.dtype == np.uint64 and int(s.max()) > np.iinfo(np.int64).max:
+        raise ValueError(f"scores must fit int64, not {int(s.max())}")
     s = s.astype(np.int64)
     k = int(k)
     if k < 0:
         raise ValueError(f"k must be non-negative, not {k}")
     m = min(k, s.size)
-    # A stable sort of -s puts larger values first and, among equal values, lower indices
-    # first: exactly the tie rule above.
-    order = np.argsort(-s, kind="stable")[:m]
+    # A stable sort of ~s (= -s - 1, which cannot overflow) puts larger values first and,
+    # among equal values, lower indices first: exactly the tie rule above.
+    order = np.argsort(~s, kind="stable")[:m]
     idx = np.sort(order)
     vals = s[idx]
     return TopKResult(indices=idx, values=vals, kth=int(vals.min()) if m else None)
@@ -74,7 +76,10 @@ def topk(scores, k: int) -> TopKResult:
 
 def topk_engine(scores, k: int, cfg: TopKConfig) -> EngineResult:
     """One packet through ``hdl.topk.TopK(cfg)``: capacity truncation and the empty ``kth``."""
-    s = cfg.score.check(scores, "score")
+    raw = np.asarray(scores)
+    if raw.size and not np.issubdtype(raw.dtype, np.integer):
+        raise ValueError(f"scores must be integers (raw fixed point), not {raw.dtype}")
+    s = cfg.score.check(raw, "score")
     truncated = s.size > cfg.capacity
     k = int(k)
     if not 0 <= k < (1 << cfg.count_bits):

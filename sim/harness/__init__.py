@@ -1,0 +1,1 @@
+"""cocotb-side helpers (imported only inside a simulator process)."""

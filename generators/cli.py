@@ -1,0 +1,328 @@
+"""The ``spatten`` command: generate, simulate, synthesize and benchmark the blocks.
+
+Every subcommand has ``--help``. Bad arguments and missing tools end with a one-line reason
+(``spatten: error: ...``) and exit status 2; a simulation mismatch exits with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .config import ConfigError
+from .emit import BLOCKS, emit
+from .presets import PRESETS, get_config
+
+__all__ = ["main"]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class CliError(Exception):
+    """A one-line, user-facing failure."""
+
+
+def _progress(msg: str):
+    print(f"  .. {msg}", file=sys.stderr, flush=True)
+
+
+def _config(name: str):
+    try:
+        return get_config(name)
+    except ConfigError as e:
+        raise CliError(str(e)) from None
+
+
+def _table(rows: list[dict], cols: list[str]) -> str:
+    """A markdown table of ``rows`` (dicts) with columns ``cols``."""
+    def fmt(v):
+        if isinstance(v, float):
+            return f"{v:.1f}" if abs(v) >= 10 else f"{v:.3g}"
+        return "" if v is None else str(v)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(fmt(r.get(c)) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+# ---- generate ---------------------------------------------------------------------------
+def cmd_generate(args) -> int:
+    cfg = _config(args.config)
+    em = emit(cfg, args.block, Path(args.out))
+    print(f"wrote {em.verilog} ({em.top}, sha256 {em.sha256[:16]}…) and {em.manifest}")
+    return 0
+
+
+# ---- sim --------------------------------------------------------------------------------
+def cmd_sim(args) -> int:
+    from sim.runner import run_cocotb
+
+    cfg = _config(args.config)
+    if args.packets < 1:
+        raise CliError(f"--packets must be at least 1, not {args.packets}")
+    stalls = "0:0" if args.no_stall else "0:0,0.3:0.5"
+    _progress(f"generate + build {args.block} [{cfg.tag}] for {args.simulator}"
+              + (" (a Verilator build takes a minute or two)" if args.simulator == "verilator"
+                 else ""))
+    t0 = time.time()
+    per = max(1, args.packets // len(stalls.split(",")))
+    r = run_cocotb(cfg, args.block, simulator=args.simulator, packets=per, seed=args.seed,
+                   stalls=stalls, waves=args.waves or None)
+    runs = r.result.get("runs", [])
+    for x in runs:
+        print(f"stall in/out {x['stall'][0]:.1f}/{x['stall'][1]:.1f}: packets {x['packets']}, "
+              f"matched {x['matched']}, cycles {x['cycles']}, mismatches {x['mismatches']}")
+        if x["first"]:
+            print(f"  {x['first']}")
+    total = sum(x["packets"] for x in runs)
+    bad = sum(x["mismatches"] for x in runs)
+    print(f"{args.block} [{cfg.tag}] on {args.simulator}, seed {args.seed}: {total} packets, "
+          f"{sum(x['cycles'] for x in runs)} cycles, {bad} mismatches, "
+          f"{time.time() - t0:.1f} s (logs: {r.build_dir})")
+    if r.waves:
+        print(f"waveform: {r.waves}")
+    if not r.ok or not runs:
+        print(f"FAIL: {r.failed} of {r.tests} cocotb tests failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+# ---- synth ------------------------------------------------------------------------------
+SYNTH_COLUMNS = {
+    "cmos": ["transistors", "gates", "ff", "memory_bits", "memory_mapping"],
+    "asic": ["area_um2", "sequential_area_um2", "nand2_eq", "ff", "critical_path_ns",
+             "fmax_mhz", "memory_mapping"],
+    "ice40": ["lut", "carry", "ff", "bram", "fmax_mhz", "device", "note"],
+    "ecp5": ["lut", "carry", "ff", "bram", "dsp", "fmax_mhz", "device"],
+    "xc7": ["lut", "carry", "ff", "bram", "dsp", "device"],
+}
+
+
+def run_synth_block(cfg, block: str, target: str, out: Path, liberty=None) -> dict:
+    from synth import run_synth
+
+    em = emit(cfg, block, out / "rtl")
+    r = run_synth(em.verilog, em.top, target, out / target, liberty=liberty, progress=_progress)
+    row = {"block": block, "config": cfg.name, "target": target, **r.metrics,
+           "yosys": r.yosys}
+    (out / target / "result.json").write_text(json.dumps(r.to_dict(), indent=2, default=str))
+    return row
+
+
+def cmd_synth(args) -> int:
+    cfg = _config(args.config)
+    out = Path(args.out) / args.block / cfg.tag
+    liberty = Path(args.liberty) if args.liberty else None
+    if liberty is not None and args.target != "asic":
+        raise CliError(f"--liberty applies to --target asic, not {args.target}")
+    _progress(f"synthesizing {args.block} [{cfg.tag}] for {args.target}")
+    row = run_synth_block(cfg, args.block, args.target, out, liberty)
+    print(_table([row], ["block", "config", "target"] + SYNTH_COLUMNS[args.target]))
+    path = out / args.target / "result.json"
+    print(f"JSON: {path}")
+    return 0
+
+
+# ---- bench ------------------------------------------------------------------------------
+def bench_topk(cfg, *, sizes, packets: int, simulator: str, seed: int, out: Path,
+               plot: bool = True) -> list[dict]:
+    import numpy as np
+
+    from sim.perf_model import authors_model_latency
+    from sim.runner import run_cocotb
+
+    tk = cfg.topk
+    pairs = [(n, n // d) for n in sizes for d in (8, 4, 2)]
+    too_big = [n for n in sizes if n > tk.capacity]
+    if too_big:
+        raise CliError(f"sizes must be at most the capacity ({tk.capacity}) of {cfg.name}, "
+                       f"not {too_big[0]}")
+    _progress(f"RTL simulation of {len(pairs)} (n, k) points × {packets} packets on "
+              f"{simulator} [{cfg.tag}]")
+    r = run_cocotb(cfg, "topk", simulator=simulator, packets=packets, seed=seed,
+                   bench=",".join(f"{n}:{k}" for n, k in pairs))
+    if not r.ok:
+        first = next((b["first"] for b in r.result.get("bench", []) if b["first"]), None)
+        raise CliError(f"bench simulation failed: {first} (logs in {r.build_dir})")
+    rows = []
+    for b in r.result["bench"]:
+        n, k, lat = b["n"], b["k"], np.array(b["latency"])
+        _progress(f"authors' model n={n} k={k}")
+        am = authors_model_latency(n, k, lanes=tk.lanes, trials=200, seed=seed,
+                                   score_bits=tk.score.width)
+        rows.append({
+            "n": n, "k": k, "lanes": tk.lanes, "packets": len(lat),
+            "rtl_mean": float(lat.mean()), "rtl_p99": float(np.percentile(lat, 99)),
+            "rtl_max": int(lat.max()), "bound_2n_over_P": 2 * (-(-n // tk.lanes)),
+            "authors_selection_mean": round(am["selection_mean"], 1),
+            "authors_total_mean": round(am["mean"], 1), "authors_total_p99": am["p99"],
+            "speedup_vs_authors": round(am["mean"] / float(lat.mean()), 2),
+        })
+    out.mkdir(parents=True, exist_ok=True)
+    cols = list(rows[0])
+    (out / "topk_latency.csv").write_text(
+        ",".join(cols) + "\n" + "\n".join(",".join(str(r[c]) for c in cols) for r in rows)
+        + "\n")
+    md = (f"Top-k latency, cycles from the last input beat to the last output beat "
+          f"({cfg.name}: {tk.lanes} lanes, {tk.score} scores, radix {tk.radix_bits}; "
+          f"uniformly random scores, {packets} packets per point, RTL simulation on "
+          f"{simulator}). Authors' model: SpAtten's quick-select cost model "
+          f"(selection passes + one filter pass of n/P cycles; 200 trials).\n\n"
+          + _table(rows, ["n", "k", "rtl_mean", "rtl_p99", "rtl_max", "bound_2n_over_P",
+                          "authors_selection_mean", "authors_total_mean", "authors_total_p99",
+                          "speedup_vs_authors"]) + "\n")
+    (out / "topk_latency.md").write_text(md)
+    if plot:
+        _plot(rows, out / "topk_latency.png", cfg)
+    return rows
+
+
+def _plot(rows, path: Path, cfg):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    labels = [f"{r['n']}/{r['k']}" for r in rows]
+    x = range(len(rows))
+    ax.plot(x, [r["authors_total_mean"] for r in rows], "s--", label="authors' model (mean)")
+    ax.plot(x, [r["authors_total_p99"] for r in rows], "v:", label="authors' model (p99)")
+    ax.plot(x, [r["bound_2n_over_P"] for r in rows], "k-", lw=1, label="2n/P")
+    ax.plot(x, [r["rtl_max"] for r in rows], "o-", label="this engine, RTL (max = mean)")
+    ax.set_xticks(list(x), labels, rotation=60, fontsize=8)
+    ax.set_xlabel("n / k")
+    ax.set_ylabel("cycles, last input → last output")
+    ax.set_title(f"Top-k latency, {cfg.topk.lanes} lanes ({cfg.name})")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def cmd_bench(args) -> int:
+    cfg = _config(args.config)
+    try:
+        sizes = [int(s) for s in args.sizes.split(",")]
+    except ValueError:
+        raise CliError(f"--sizes must be comma-separated integers, not {args.sizes!r}") from None
+    if any(s < 8 for s in sizes):
+        raise CliError(f"--sizes must all be at least 8, not {min(sizes)}")
+    out = Path(args.out)
+    bench_topk(cfg, sizes=sizes, packets=args.packets, simulator=args.simulator,
+               seed=args.seed, out=out)
+    print((out / "topk_latency.md").read_text())
+    print(f"wrote {out / 'topk_latency.csv'}, {out / 'topk_latency.md'}, "
+          f"{out / 'topk_latency.png'}")
+    return 0
+
+
+# ---- demo -------------------------------------------------------------------------------
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    return run_demo(Path(args.out), quick=args.quick)
+
+
+# ---- argument parsing -------------------------------------------------------------------
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="spatten",
+        description="SpAtten RTL generator: generate Verilog, simulate it against the golden "
+                    "model, synthesize it, benchmark it.")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    cfg_help = f"a preset ({', '.join(PRESETS)}) or a .toml config file"
+
+    def common(sp, default_cfg="ci"):
+        sp.add_argument("block", choices=sorted(BLOCKS), help="the block (" + "; ".join(
+            f"{k}: {v[1]}" for k, v in BLOCKS.items()) + ")")
+        sp.add_argument("--config", default=default_cfg, help=f"{cfg_help} (default: "
+                        f"{default_cfg})")
+
+    g = sub.add_parser("generate", help="write Verilog and a manifest",
+                       description="Write <top>.v and manifest.json (config, tool versions, "
+                                   "hashes) for a block.")
+    common(g)
+    g.add_argument("--out", default="build/generate", help="output folder")
+    g.set_defaults(func=cmd_generate)
+
+    s = sub.add_parser("sim", help="cocotb simulation against the golden model",
+                       description="Generate the Verilog, build it with Icarus or Verilator, "
+                                   "and check random packets (edge cases first) bit-exactly "
+                                   "against the golden model with random valid bubbles and "
+                                   "ready back-pressure. Exits 1 on any mismatch.")
+    common(s)
+    s.add_argument("--simulator", choices=["icarus", "verilator"], default="icarus")
+    s.add_argument("--packets", type=int, default=500, help="packets in all (default 500)")
+    s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--no-stall", action="store_true", help="no bubbles or back-pressure")
+    s.add_argument("--waves", action="store_true", help="dump an FST waveform (also WAVES=1)")
+    s.set_defaults(func=cmd_sim)
+
+    y = sub.add_parser("synth", help="synthesis: area, resources, Fmax",
+                       description="Synthesize the generated Verilog. Targets: cmos "
+                                   "(transistor estimate, no liberty), asic (OSU 0.18 um "
+                                   "liberty: area and OpenSTA Fmax), ice40 and ecp5 (resources "
+                                   "and nextpnr Fmax), xc7 (resources only). Memories are "
+                                   "mapped to flip-flops on cmos/asic (no SRAM compiler). "
+                                   "Prints a table, writes JSON.")
+    common(y, "paper")
+    y.add_argument("--target", choices=["cmos", "asic", "ice40", "ecp5", "xc7"],
+                   default="cmos")
+    y.add_argument("--liberty", help="liberty file for --target asic (default: OSU 0.18 um)")
+    y.add_argument("--out", default="build/synth", help="output folder")
+    y.set_defaults(func=cmd_synth)
+
+    b = sub.add_parser("bench", help="latency from RTL simulation",
+                       description="Latency (mean, p99, max cycles from the last input beat "
+                                   "to the last output beat) from RTL simulation on random "
+                                   "data for n in --sizes x k in {n/8, n/4, n/2}, beside the "
+                                   "2n/P bound and the SpAtten authors' latency model. Writes "
+                                   "CSV, a markdown table and a PNG plot.")
+    b.add_argument("block", choices=["topk"], help="the block to benchmark")
+    b.add_argument("--config", default="paper", help=f"{cfg_help} (default: paper)")
+    b.add_argument("--sizes", default="128,256,512,1024", help="packet sizes n")
+    b.add_argument("--packets", type=int, default=20, help="packets per (n, k) point")
+    b.add_argument("--simulator", choices=["icarus", "verilator"], default="verilator")
+    b.add_argument("--seed", type=int, default=1)
+    b.add_argument("--out", default="build/bench", help="output folder")
+    b.set_defaults(func=cmd_bench)
+
+    d = sub.add_parser("demo", help="generate → sim → synth → bench, written to a report",
+                       description="The whole flow: generate, cocotb simulation against the "
+                                   "golden model (ci on Icarus, paper on Verilator), synthesis "
+                                   "of paper (cmos, asic, ecp5) and a latency bench; writes "
+                                   "OUT/report.md.")
+    d.add_argument("--out", default="build", help="output folder (default: build)")
+    d.add_argument("--quick", action="store_true", help="fewer packets, smaller bench")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv=None) -> int:
+    from sim.tools import ToolNotFound, setup_env
+
+    setup_env()
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (CliError, ConfigError, ToolNotFound, ValueError) as e:
+        print(f"spatten: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("spatten: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # one line for tool failures (synthesis, simulator builds)
+        from synth import SynthError
+
+        if isinstance(e, SynthError):
+            print(f"spatten: error: {e}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
