@@ -63,7 +63,7 @@ def run_cocotb(cfg: SpAttenConfig, block: str, *, simulator: str = "icarus", pac
     result_path = build_dir / "tb_result.json"
     result_path.unlink(missing_ok=True)
     env = {"TB_CONFIG": cfg.to_json(), "TB_PACKETS": str(packets), "TB_STALLS": stalls,
-           "TB_RESULT": str(result_path), "PYTHONPATH": str(ROOT)}
+           "TB_RESULT": str(result_path), "TB_SEED": str(seed), "PYTHONPATH": str(ROOT)}
     if bench:
         env["TB_BENCH"] = bench
     xml = runner.test(hdl_toplevel=em.top, test_module=f"sim.tb.tb_{block}", build_dir=build_dir,

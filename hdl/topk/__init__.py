@@ -1,6 +1,6 @@
 """The parallel top-k engine."""
 
 from .layouts import in_layout, out_layout
-from .topk import TopK
+from .topk import TopK, latency_bound
 
-__all__ = ["TopK", "in_layout", "out_layout"]
+__all__ = ["TopK", "in_layout", "latency_bound", "out_layout"]

@@ -7,6 +7,7 @@ Runs inside the simulator; configured by environment variables set by ``sim.runn
 - ``TB_STALLS``: stall settings ``in:out`` separated by commas (``0:0,0.3:0.5``);
 - ``TB_BENCH``: ``n:k`` runs uniformly random packets of ``n`` scores one at a time (no
   stalls) and records each packet's latency instead;
+- ``TB_SEED``: the seed of the run; stimulus and stalls derive from it;
 - ``TB_RESULT``: where to write a JSON summary (packets, cycles, mismatches, latencies).
 
 A mismatch fails the test with the seed, packet, beat, field and lane of the first one.
@@ -33,6 +34,7 @@ PACKETS = int(os.environ.get("TB_PACKETS", "100"))
 STALLS = [tuple(float(x) for x in s.split(":"))
           for s in os.environ.get("TB_STALLS", "0:0,0.3:0.5").split(",")]
 BENCH = os.environ.get("TB_BENCH")
+SEED = int(os.environ.get("TB_SEED", "0"))  # the run's seed (`spatten sim --seed`)
 
 
 def _record(key: str, value):
@@ -60,7 +62,7 @@ async def random_packets(dut, stall):
     """Edge cases then random packets, with random input bubbles and output back-pressure."""
     in_stall, out_stall = stall
     rng = await env.start(dut)
-    seed = cocotb.RANDOM_SEED
+    seed = SEED
     packets = stimulus.topk_packets(TK, np.random.default_rng([seed, int(in_stall * 10),
                                                                int(out_stall * 10)]), PACKETS)
     sb = Scoreboard(TK, context=f"{CFG.tag} seed={seed} stall={in_stall}:{out_stall}")
@@ -86,7 +88,7 @@ async def bench_latency(dut):
     ``TB_BENCH`` lists ``n:k`` pairs separated by commas; each gets ``TB_PACKETS`` packets.
     """
     rng = await env.start(dut)
-    seed = cocotb.RANDOM_SEED
+    seed = SEED
     nprng = np.random.default_rng(seed)
     pump = StreamPump(dut, in_layout(TK), out_layout(TK), rng=rng)
     for pair in BENCH.split(","):

@@ -1,0 +1,88 @@
+// Memory -> black-box SRAM macro, for the `memory="macro"` mode of the cmos and asic targets.
+// Used by synth/flow.py as `techmap -map <target>_sram_map.v t:$mem_v2` between
+// `synth -run begin:fine` (which ends with `memory -nomap`) and `synth -run fine:` (whose
+// `memory_map` turns every memory left over into flip-flops).
+//
+// A memory becomes one `$__SPATTEN_SRAM` cell when it has exactly one synchronous write port
+// and one synchronous read port, both on the rising edge of the same clock, and the read port
+// has no reset and is not transparent (on a same-address write the read returns the old word).
+// Anything else sets _TECHMAP_FAIL_ and is left to memory_map (flip-flops). The read data
+// register (merged into the read port by memory_dff) is inside the macro. Initial contents
+// (INIT, RD_INIT_VALUE) are dropped, as every init value is in the ASIC netlist
+// (toolchain.md P10).
+//
+// Macro pins: CLK; read: RE (read enable), RADDR[ABITS], RDATA[WIDTH] (registered);
+// write: WE[WIDTH] (per-bit write enable), WADDR[ABITS], WDATA[WIDTH].
+// Parameters: DEPTH (words), WIDTH (bits per word), ABITS (address bits). flow.py renames the
+// cell to `SRAM_<DEPTH>x<WIDTH>_1R1W` in the netlist and writes a liberty cell for OpenSTA.
+
+(* techmap_celltype = "$mem_v2" *)
+module _spatten_sram_map (RD_CLK, RD_EN, RD_ARST, RD_SRST, RD_ADDR, RD_DATA,
+                          WR_CLK, WR_EN, WR_ADDR, WR_DATA);
+	parameter MEMID = "";
+	parameter signed SIZE = 4;
+	parameter signed OFFSET = 0;
+	parameter signed ABITS = 2;
+	parameter signed WIDTH = 8;
+	parameter signed INIT = 1'bx;
+
+	parameter signed RD_PORTS = 1;
+	parameter RD_CLK_ENABLE = 1'b1;
+	parameter RD_CLK_POLARITY = 1'b1;
+	parameter RD_TRANSPARENCY_MASK = 1'b0;
+	parameter RD_COLLISION_X_MASK = 1'b0;
+	parameter RD_WIDE_CONTINUATION = 1'b0;
+	parameter RD_CE_OVER_SRST = 1'b0;
+	parameter RD_ARST_VALUE = 1'b0;
+	parameter RD_SRST_VALUE = 1'b0;
+	parameter RD_INIT_VALUE = 1'b0;
+
+	parameter signed WR_PORTS = 1;
+	parameter WR_CLK_ENABLE = 1'b1;
+	parameter WR_CLK_POLARITY = 1'b1;
+	parameter WR_PRIORITY_MASK = 1'b0;
+	parameter WR_WIDE_CONTINUATION = 1'b0;
+
+	input [RD_PORTS-1:0] RD_CLK;
+	input [RD_PORTS-1:0] RD_EN;
+	input [RD_PORTS-1:0] RD_ARST;
+	input [RD_PORTS-1:0] RD_SRST;
+	input [RD_PORTS*ABITS-1:0] RD_ADDR;
+	output [RD_PORTS*WIDTH-1:0] RD_DATA;
+
+	input [WR_PORTS-1:0] WR_CLK;
+	input [WR_PORTS*WIDTH-1:0] WR_EN;
+	input [WR_PORTS*ABITS-1:0] WR_ADDR;
+	input [WR_PORTS*WIDTH-1:0] WR_DATA;
+
+	parameter _TECHMAP_CONSTMSK_RD_ARST_ = 0;
+	parameter _TECHMAP_CONSTVAL_RD_ARST_ = 0;
+	parameter _TECHMAP_CONSTMSK_RD_SRST_ = 0;
+	parameter _TECHMAP_CONSTVAL_RD_SRST_ = 0;
+	parameter _TECHMAP_CONNMAP_RD_CLK_ = 0;
+	parameter _TECHMAP_CONNMAP_WR_CLK_ = 0;
+
+	wire _TECHMAP_FAIL_ =
+		RD_PORTS != 1 || WR_PORTS != 1 || OFFSET != 0 || SIZE < 2 ||
+		RD_CLK_ENABLE !== 1'b1 || RD_CLK_POLARITY !== 1'b1 ||
+		WR_CLK_ENABLE !== 1'b1 || WR_CLK_POLARITY !== 1'b1 ||
+		_TECHMAP_CONNMAP_RD_CLK_ != _TECHMAP_CONNMAP_WR_CLK_ ||
+		RD_TRANSPARENCY_MASK !== 1'b0 || RD_COLLISION_X_MASK !== 1'b0 ||
+		RD_WIDE_CONTINUATION !== 1'b0 || WR_WIDE_CONTINUATION !== 1'b0 ||
+		_TECHMAP_CONSTMSK_RD_ARST_ !== 1'b1 || _TECHMAP_CONSTVAL_RD_ARST_ !== 1'b0 ||
+		_TECHMAP_CONSTMSK_RD_SRST_ !== 1'b1 || _TECHMAP_CONSTVAL_RD_SRST_ !== 1'b0;
+
+	\$__SPATTEN_SRAM #(
+		.DEPTH(SIZE),
+		.WIDTH(WIDTH),
+		.ABITS(ABITS)
+	) _TECHMAP_REPLACE_ (
+		.CLK(WR_CLK),
+		.RE(RD_EN),
+		.RADDR(RD_ADDR),
+		.RDATA(RD_DATA),
+		.WE(WR_EN),
+		.WADDR(WR_ADDR),
+		.WDATA(WR_DATA)
+	);
+endmodule

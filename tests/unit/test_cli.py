@@ -1,0 +1,60 @@
+"""The `spatten` command: --help everywhere, generate, one-line errors on bad arguments."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from generators.cli import main
+
+SUBCOMMANDS = ["generate", "sim", "synth", "bench", "demo"]
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, "-m", "generators.cli", *args], capture_output=True,
+                          text=True)
+
+
+@pytest.mark.parametrize("sub", [None] + SUBCOMMANDS)
+def test_help(sub):
+    p = _run(*([sub] if sub else []), "--help")
+    assert p.returncode == 0
+    assert "usage: spatten" in p.stdout
+
+
+def test_generate_writes_verilog_and_manifest(tmp_path):
+    assert main(["generate", "topk", "--config", "ci", "--out", str(tmp_path)]) == 0
+    v = tmp_path / "spatten_topk.v"
+    man = json.loads((tmp_path / "manifest.json").read_text())
+    assert "module spatten_topk" in v.read_text()
+    assert man["config"]["topk"]["lanes"] == 4 and man["top"] == "spatten_topk"
+    assert len(man["verilog_sha256"]) == 64 and man["tools"]["amaranth"]
+
+
+def test_generate_from_toml(tmp_path):
+    t = tmp_path / "mine.toml"
+    t.write_text('[topk]\nlanes = 2\ncapacity = 16\nscore = "s6f0"\nradix_bits = 3\n')
+    assert main(["generate", "topk", "--config", str(t), "--out", str(tmp_path / "o")]) == 0
+    man = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert man["config"]["name"] == "mine" and man["config"]["topk"]["capacity"] == 16
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["generate", "topk", "--config", "nosuch"], "config must be a preset"),
+    (["sim", "topk", "--packets", "0"], "--packets must be at least 1, not 0"),
+    (["bench", "topk", "--sizes", "1x"], "--sizes must be comma-separated integers"),
+    (["bench", "topk", "--sizes", "4096"], "at most the capacity (1024)"),
+    (["synth", "topk", "--target", "ecp5", "--liberty", "x.lib"], "--liberty applies to"),
+])
+def test_bad_arguments_fail_in_one_line(args, needle, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("spatten: error:") and needle in err and "\n" not in err
+
+
+def test_bad_toml_value_names_the_field(tmp_path, capsys):
+    t = tmp_path / "bad.toml"
+    t.write_text("[topk]\nlanes = 6\n")
+    assert main(["generate", "topk", "--config", str(t)]) == 2
+    assert "topk.lanes must be a power of two" in capsys.readouterr().err
