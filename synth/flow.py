@@ -10,12 +10,10 @@ several targets may share one folder.
 Targets (:data:`TARGETS`):
 
 ``cmos``
-    ``synth`` + ``abc -g cmos2`` and ``stat -tech cmos``: a transistor estimate. Memories are
-    mapped to flip-flops.
+    ``synth`` + ``abc -g cmos2`` and ``stat -tech cmos``: a transistor estimate.
 ``asic``
     ``dfflibmap``/``abc -liberty`` to a liberty library (OSU 0.18 µm by default), area and
     NAND2 equivalents from ``stat -liberty``, then OpenSTA reg->reg timing at a 10 ns clock.
-    Memories are mapped to flip-flops.
 ``ice40``
     ``synth_ice40`` and nextpnr-ice40 on an HX8K ct256 (206 IOs; bigger designs get
     resources only, an IO harness being out of scope).
@@ -23,6 +21,19 @@ Targets (:data:`TARGETS`):
     ``synth_ecp5`` and out-of-context nextpnr-ecp5 on an LFE5U-85F CABGA381.
 ``xc7``
     ``synth_xilinx -family xc7 -noiopad``: resources only (no open P&R).
+
+Memories (``memory=`` of :func:`run_synth`, cmos and asic only; the FPGA targets always map
+them to block / LUT RAM as their ``synth_*`` decides):
+
+``"macro"`` (default)
+    Each memory with one synchronous write port and one synchronous, non-transparent,
+    reset-free read port on one clock becomes a black-box SRAM macro (:mod:`synth.macro`,
+    ``scripts/sram_macro_map.v``) holding its read data register; other memories become
+    flip-flops. Macros are left out of ``area_um2``, ``transistors`` and ``ff``; in the asic
+    netlist they are ``SRAM_<depth>x<width>_1R1W`` cells that OpenSTA times as registered
+    black boxes (``asic_sram.lib``, 0 ns clock-to-q and setup). There is no SRAM compiler.
+``"flops"``
+    Every memory becomes flip-flops and gates (slow to synthesize for large memories).
 
 Metric keys of :attr:`SynthResult.metrics` (None where a value does not exist):
 
@@ -33,11 +44,18 @@ every target
     ``fmax_mhz``, ``critical_path_ns``, ``note`` (what the timing means or why it is
     missing), ``runtime_s``.
 ``cmos``
-    ``gates``, ``transistors``, ``transistors_partial``, ``memory_mapping``.
+    ``gates``, ``transistors``, ``transistors_partial``, ``memory_mapping``,
+    ``memory_macros``, ``area_excludes``.
 ``asic``
     ``liberty``, ``area_um2``, ``sequential_area_um2``, ``combinational_area_um2``,
-    ``nand2_cell``, ``nand2_area_um2``, ``nand2_eq``, ``memory_mapping``, ``sta_period_ns``,
-    ``arrival_ns``, ``setup_ns``, ``slack_ns``.
+    ``nand2_cell``, ``nand2_area_um2``, ``nand2_eq``, ``memory_mapping``, ``memory_macros``,
+    ``area_excludes``, ``sta_period_ns``, ``arrival_ns``, ``setup_ns``, ``slack_ns``.
+cmos / asic memories
+    ``memory_mapping`` is "flip-flops" (``memory="flops"``) or, with ``memory="macro"``,
+    "macro" ("macro+flip-flops" / "flip-flops" when some / all memories did not fit a macro);
+    ``memory_macros`` lists the macros by shape, e.g. "1 × 128x192 1R1W" (None without
+    macros); ``area_excludes`` is "SRAM macros" when there are macros (``cells`` counts them,
+    ``gates``, ``ff``, ``transistors`` and the areas do not), else None.
 ``ice40`` / ``ecp5`` / ``xc7``
     ``lut``, ``carry``, ``bram``, ``dsp``, ``lutram``, ``device``, ``memory_mapping``; ice40
     adds ``lc_used``, ``lc_available``, ``io_used``, ``io_available``; ecp5 adds
@@ -62,6 +80,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
 
+from .macro import (MACRO_CELL, SRAM_CLK_TO_Q_NS, SRAM_HOLD_NS, SRAM_OUT_TRANSITION_NS,
+                    SRAM_PIN_CAP_PF, SRAM_SETUP_NS, MemoryMap, liberty_text, rename_macros)
 from .report import AreaReport, LibertyInfo, NextpnrReport, StaReport, classify_cells
 
 __all__ = [
@@ -69,6 +89,7 @@ __all__ = [
     "ECP5_DEVICE",
     "ICE40_DEVICE",
     "ICE40_IO",
+    "MEMORY_MODES",
     "NEXTPNR_FREQ_MHZ",
     "NEXTPNR_SEED",
     "SCRIPTS",
@@ -82,6 +103,7 @@ __all__ = [
 ]
 
 TARGETS = ("cmos", "asic", "ice40", "ecp5", "xc7")
+MEMORY_MODES = ("macro", "flops")
 
 SCRIPTS = Path(__file__).parent / "scripts"
 DEFAULT_LIBERTY = Path("/usr/share/qflow/tech/osu018/osu018_stdcells.lib")
@@ -291,18 +313,44 @@ def _place(source: Path, workdir: Path, fallback: str, taken: set[str]) -> Path:
     return dest
 
 
+def _memory_commands(macro: bool, target: str, names: dict[str, str]) -> dict[str, str]:
+    """The ``${memory_map}`` (and, for cmos, ``${logic_stat}``) lines of the script."""
+    if not macro:
+        return {"memory_map": '# memory="flops": memory_map (synth\'s fine stage) turns every '
+                              'memory into flip-flops.',
+                "logic_stat": '# memory="flops": no macros, the report above is all logic.'}
+    return {
+        "memory_map": "\n".join([
+            f'# memory="macro": each memory that fits {names["sram_map"]} becomes a black-box',
+            f"# {MACRO_CELL} macro cell (read data register inside); memory_map (synth's fine",
+            "# stage) turns the others into flip-flops.",
+            f"read_verilog -lib {names['sram_bb']}",
+            f"techmap -map {names['sram_map']} t:$mem_v2",
+            f"tee -q -o {names['memories']} dump t:$mem_v2 t:{MACRO_CELL}"]),
+        "logic_stat": (f"# Logic only (transistor estimate without the {MACRO_CELL} macros).\n"
+                       f"tee -q -o {names['logic_report']} stat -json -tech cmos "
+                       f"t:{MACRO_CELL} %n" if target == "cmos" else ""),
+    }
+
+
 def run_synth(verilog: Path, top: str, target: str, workdir: Path, *,
               liberty: Path | None = None,
               progress: Callable[[str], None] | None = None,
-              clock: str = "clk") -> SynthResult:
+              clock: str = "clk",
+              memory: str = "macro") -> SynthResult:
     """Synthesize ``top`` from ``verilog`` for ``target`` (one of :data:`TARGETS`) in ``workdir``.
 
     ``liberty`` selects the library of the ``asic`` target (default: :data:`DEFAULT_LIBERTY`)
     and is ignored by the others. ``clock`` names the clock port for OpenSTA and, as a name
-    fragment, picks the clock of nextpnr's Fmax report. ``progress`` receives short status lines.
+    fragment, picks the clock of nextpnr's Fmax report. ``memory`` (one of
+    :data:`MEMORY_MODES`) says how the cmos and asic targets build memories: "macro" black-box
+    SRAM macros outside the area counts, or "flops"; the FPGA targets ignore it. ``progress``
+    receives short status lines.
     """
     if target not in TARGETS:
         raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
+    if memory not in MEMORY_MODES:
+        raise ValueError(f"memory must be one of {', '.join(MEMORY_MODES)}, not {memory!r}")
     if not isinstance(top, str) or not _IDENT.match(top):
         raise ValueError(f"top must be a plain Verilog identifier, not {top!r}")
     if not _IDENT.match(clock):
@@ -312,6 +360,7 @@ def run_synth(verilog: Path, top: str, target: str, workdir: Path, *,
         raise SynthError(f"verilog must be an existing file, not {str(verilog)!r}")
     say = progress or (lambda _line: None)
     start = time.monotonic()
+    macro = memory == "macro" and target in ("cmos", "asic")
 
     # Locate every tool first, so that a missing one fails before any work.
     yosys = _yosys()
@@ -328,6 +377,11 @@ def run_synth(verilog: Path, top: str, target: str, workdir: Path, *,
     elif target in ("ice40", "ecp5"):
         names |= {"netlist": f"{target}_netlist.json", "pnr_log": f"{target}_nextpnr.log",
                   "pnr_report": f"{target}_nextpnr.json"}
+    if macro:
+        names |= {"sram_bb": f"{target}_sram_bb.v", "sram_map": f"{target}_sram_map.v",
+                  "memories": f"{target}_memories.il"}
+        names |= ({"logic_report": "cmos_logic_stat.json"} if target == "cmos"
+                  else {"sram_liberty": "asic_sram.lib"})
     taken = {*names.values(), *(f"{t}{s}" for t in TARGETS for s in (".ys", ".log"))}
     src = _place(verilog, workdir, "design.v", taken)
     files = {"src": src}
@@ -344,12 +398,18 @@ def run_synth(verilog: Path, top: str, target: str, workdir: Path, *,
         (workdir / names["constr"]).write_text(
             f"set_driving_cell {inverter.name}\nset_load 10\n")
     files |= {role: workdir / name for role, name in names.items()}
-    for role in ("log", "rtl_report", "report", "netlist", "sta_log", "pnr_log", "pnr_report"):
+    for role in ("log", "rtl_report", "report", "netlist", "sta_log", "pnr_log", "pnr_report",
+                 "memories", "logic_report", "sram_liberty"):
         if role in files:
             files[role].unlink(missing_ok=True)     # a stale report must not pass for a new one
+    if macro:
+        shutil.copyfile(SCRIPTS / "sram_macro_bb.v", files["sram_bb"])
+        shutil.copyfile(SCRIPTS / "sram_macro_map.v", files["sram_map"])
 
     values = {"src": src.name, "top": top, "rtl_report": names["rtl_report"],
               "report": names["report"]}
+    if target in ("cmos", "asic"):
+        values |= _memory_commands(macro, target, names)
     if target == "asic":
         values |= {"liberty": files["liberty"].name, "constr": names["constr"],
                    "netlist": names["netlist"]}
@@ -371,15 +431,28 @@ def run_synth(verilog: Path, top: str, target: str, workdir: Path, *,
         "latches": rtl.latch_bits,
         "io_bits": rtl.port_bits,
     }
+    memories = None
+    if macro:
+        try:
+            memories = MemoryMap.from_dump(_read(files["memories"], what, files["log"]))
+        except ValueError as exc:
+            raise SynthError(f"{what}: {exc} (log: {files['log']})") from exc
+    if target in ("cmos", "asic"):
+        metrics |= _metrics_memory(memories)
     if target == "cmos":
-        metrics |= _metrics_cmos(mapped)
+        logic = (_stat(files["logic_report"], top, what, files["log"]) if macro else mapped)
+        metrics |= _metrics_cmos(mapped, logic)
     elif target == "asic":
         metrics |= _metrics_asic(mapped, liberty_info, lib)
         if "netlist" in files and not files["netlist"].is_file():
             raise SynthError(f"{what} wrote no netlist {names['netlist']} (log: {files['log']})")
+        if macro:
+            _prepare_macros(files, what)
+        else:
+            files.pop("sram_liberty", None)
         say("opensta…")
         tools["opensta"] = f"OpenSTA {_version('sta', str(sta)) or 'unknown'}"
-        metrics |= _timing_asic(sta, workdir, files, top, clock)
+        metrics |= _timing_asic(sta, workdir, files, top, clock, memories)
     else:
         metrics |= _metrics_fpga(target, mapped)
         if target == "xc7":
@@ -395,6 +468,8 @@ def run_synth(verilog: Path, top: str, target: str, workdir: Path, *,
             say(f"nextpnr-{target}…")
             tools[f"nextpnr-{target}"] = _version("nextpnr", str(nextpnr)) or "unknown"
             metrics |= _pnr(target, nextpnr, workdir, files, clock)
+    if target == "cmos" and memories is not None and memories.macros:
+        metrics["note"] += "; SRAM macros excluded"
     metrics["runtime_s"] = round(time.monotonic() - start, 3)
     return SynthResult(target=target, top=top, yosys=mapped.yosys, tools=tools,
                        metrics=metrics, cells=dict(mapped.cells), workdir=workdir,
@@ -405,14 +480,24 @@ def run_synth(verilog: Path, top: str, target: str, workdir: Path, *,
 # --------------------------------------------------------------------------------------------
 # Metrics per target
 
-def _metrics_cmos(mapped: AreaReport) -> dict[str, Metric]:
+def _metrics_memory(memories: MemoryMap | None) -> dict[str, Metric]:
+    """``memory_mapping``, ``memory_macros`` and ``area_excludes`` of cmos / asic; ``memories``
+    is None with ``memory="flops"``."""
+    if memories is None:
+        return {"memory_mapping": "flip-flops", "memory_macros": None, "area_excludes": None}
+    return {"memory_mapping": memories.mapping, "memory_macros": memories.summary,
+            "area_excludes": "SRAM macros" if memories.macros else None}
+
+
+def _metrics_cmos(mapped: AreaReport, logic: AreaReport) -> dict[str, Metric]:
+    """``logic``: the stat of all cells but the macros (``mapped`` itself without macros)."""
     counts = classify_cells("cmos", mapped.cells)
+    macros = mapped.cells.get(MACRO_CELL, 0)
     return {
         "ff": counts["ff"],
-        "gates": mapped.num_cells - counts["ff"] - counts["latch"],
-        "transistors": mapped.transistors,
-        "transistors_partial": mapped.transistors_partial,
-        "memory_mapping": "flip-flops",
+        "gates": mapped.num_cells - counts["ff"] - counts["latch"] - macros,
+        "transistors": logic.transistors,
+        "transistors_partial": logic.transistors_partial,
         "fmax_mhz": None,
         "critical_path_ns": None,
         "note": "generic CMOS gates have no timing model; transistor estimate only",
@@ -434,24 +519,46 @@ def _metrics_asic(mapped: AreaReport, info: LibertyInfo, lib: Path) -> dict[str,
         "nand2_area_um2": None if nand2 is None else nand2.area,
         "nand2_eq": (None if nand2 is None or not nand2.area or area is None
                      else round(area / nand2.area, 1)),
-        "memory_mapping": "flip-flops",
     }
+
+
+def _prepare_macros(files: dict[str, Path], what: str) -> None:
+    """Rename the macro instances of the asic netlist to one cell per shape and write their
+    liberty (``sram_liberty``, dropped from ``files`` when there is no macro)."""
+    netlist = files["netlist"]
+    try:
+        text, macros = rename_macros(netlist.read_text())
+    except ValueError as exc:
+        raise SynthError(f"{what}: {exc} (netlist: {netlist})") from exc
+    if not macros:
+        files.pop("sram_liberty")
+        return
+    netlist.write_text(text)
+    files["sram_liberty"].write_text(liberty_text(macros))
+
+
+SRAM_STA_MODEL = (f"SRAM macros are registered black boxes (clock-to-q {SRAM_CLK_TO_Q_NS:g} ns, "
+                  f"setup {SRAM_SETUP_NS:g} ns, hold {SRAM_HOLD_NS:g} ns, output transition "
+                  f"{SRAM_OUT_TRANSITION_NS:g} ns, {SRAM_PIN_CAP_PF:g} pF per input pin): "
+                  "paths to and from them count logic delay only")
 
 
 _CLOCK_PORT = r"^\s*input\s+(?:wire\s+)?(?:\[[^\]]*\]\s*)?{}\s*;"
 
 
 def _timing_asic(sta: Path, workdir: Path, files: dict[str, Path], top: str,
-                 clock: str) -> dict[str, Metric]:
+                 clock: str, memories: MemoryMap | None) -> dict[str, Metric]:
     base = {"sta_period_ns": STA_PERIOD_NS}
     netlist = files["netlist"].read_text()
     if not re.search(_CLOCK_PORT.format(re.escape(clock)), netlist, re.M):
         return base | {"arrival_ns": None, "setup_ns": None, "slack_ns": None,
                        "critical_path_ns": None, "fmax_mhz": None,
                        "note": f"no clock port {clock!r}; timing skipped"}
+    read_macros = (f"read_liberty {files['sram_liberty'].name}" if "sram_liberty" in files
+                   else "# no SRAM macros")
     script = _render("asic_sta.tcl", files["sta_script"], liberty=files["liberty"].name,
-                     netlist=files["netlist"].name, top=top, clock=clock,
-                     period_ns=STA_PERIOD_NS)
+                     read_macros=read_macros, netlist=files["netlist"].name, top=top,
+                     clock=clock, period_ns=STA_PERIOD_NS)
     what = f"opensta ({script.name})"
     proc = _run([str(sta), "-no_splash", "-exit", script.name], workdir, files["sta_log"], what,
                 tee=True)
@@ -470,8 +577,9 @@ def _timing_asic(sta: Path, workdir: Path, files: dict[str, Path], top: str,
         "slack_ns": sta_report.slack_ns,
         "critical_path_ns": None if path is None else round(path, 3),
         "fmax_mhz": None if sta_report.fmax_mhz is None else round(sta_report.fmax_mhz, 1),
-        "note": ("reg->reg, ideal clock" if path is not None
-                 else "no reg->reg path; timing not reported"),
+        "note": (("reg->reg, ideal clock" if path is not None
+                  else "no reg->reg path; timing not reported")
+                 + (f"; {SRAM_STA_MODEL}" if "sram_liberty" in files else "")),
     }
 
 

@@ -86,30 +86,37 @@ async def bench_latency(dut):
     """Isolated packets of uniformly random scores: cycles from last input to last output.
 
     ``TB_BENCH`` lists ``n:k`` pairs separated by commas; each gets ``TB_PACKETS`` packets.
+    A pair written ``b2b:n:k`` sends its packets back to back instead and records the
+    steady-state cycles per packet (throughput).
     """
     rng = await env.start(dut)
     seed = SEED
     nprng = np.random.default_rng(seed)
     pump = StreamPump(dut, in_layout(TK), out_layout(TK), rng=rng)
     for pair in BENCH.split(","):
-        n, k = (int(x) for x in pair.split(":"))
+        serial = not pair.startswith("b2b:")  # b2b: back-to-back packets, for throughput
+        n, k = (int(x) for x in pair.removeprefix("b2b:").split(":"))
         packets = [stimulus.topk_packet(TK, nprng, n, k) for _ in range(PACKETS)]
         sb = Scoreboard(TK, context=f"{CFG.tag} seed={seed} bench {n}:{k}")
         for scores, kk in packets:
             sb.expect(scores, kk)
-        sent, lat = {}, []
+        sent, lat, ends = {}, [], []
 
-        def on_beat(beat, cycle, sb=sb, sent=sent, lat=lat):
+        def on_beat(beat, cycle, sb=sb, sent=sent, lat=lat, ends=ends):
             p = sb.packets
             sb.got(beat)
             if beat["last"]:
                 lat.append(cycle - sent[p])
+                ends.append(cycle)
 
         start = pump.cycle
         finished = await pump.run([input_beats(TK, s, kk) for s, kk in packets],
                                   on_beat=on_beat, on_sent=lambda p, c: sent.__setitem__(p, c),
-                                  serial=True, max_cycles=pump.cycle + _max_cycles(packets, 0))
+                                  serial=serial,
+                                  max_cycles=pump.cycle + _max_cycles(packets, 0))
         report = sb.finish()
-        _record("bench", {"n": n, "k": k, "latency": lat, "mismatches": sb.mismatches,
-                          "first": report, "cycles": pump.cycle - start})
+        _record("bench" if serial else "throughput", {
+            "n": n, "k": k, "latency": lat, "mismatches": sb.mismatches, "first": report,
+            "cycles": pump.cycle - start,
+            "cycles_per_packet": (ends[-1] - ends[0]) / max(1, len(ends) - 1)})
         assert finished and report is None, report

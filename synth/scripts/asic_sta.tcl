@@ -1,7 +1,10 @@
 # OpenSTA reg->reg timing of the asic netlist; rendered by synth/flow.py (string.Template).
-# Placeholders: liberty netlist top clock period_ns. OpenSTA 2.0.17 keeps going
+# Placeholders: liberty read_macros netlist top clock period_ns. OpenSTA 2.0.17 keeps going
 # after an error and exits 0, so flow.py treats any "Error" line as a failure.
+# SRAM macros (memory="macro") come with their own liberty (synth/macro.py); they count among
+# all_registers, with setup/hold checks on their inputs and clock-to-q arcs on RDATA.
 read_liberty ${liberty}
+${read_macros}
 read_verilog ${netlist}
 link_design ${top}
 set_cmd_units -time ns

@@ -13,14 +13,14 @@ import pytest
 
 os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")     # toolchain.md P6
 
-from amaranth import Module, unsigned
+from amaranth import Module, Signal, unsigned
 from amaranth.back import verilog
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 import synth
-from synth import flow, report
-from synth.flow import TARGETS, SynthError, ToolMissing, run_synth, tool_versions
+from synth import flow, macro, report
+from synth.flow import MEMORY_MODES, TARGETS, SynthError, ToolMissing, run_synth, tool_versions
 
 pytestmark = pytest.mark.synth
 
@@ -64,15 +64,57 @@ class SmallRam(wiring.Component):
         return m
 
 
+class RamPipe(wiring.Component):
+    """16 x 8-bit memory between registers: a 4-bit read address counter feeds the read port
+    and the read data + 1 is registered (reg -> memory -> reg paths for OpenSTA).
+
+    ``granularity`` gives the write port one enable per 4 bits; ``transparent`` makes the read
+    port transparent for the write port (no macro fits it). With ``twin`` a second, transparent
+    16 x 8 memory sits beside the first."""
+
+    waddr: In(4)
+    wdata: In(8)
+    we: In(2)
+    rdata: Out(8)
+
+    def __init__(self, *, granularity=None, transparent=False, twin=False):
+        self._granularity, self._transparent, self._twin = granularity, transparent, twin
+        super().__init__()
+
+    def _memory(self, m, name, raddr, transparent):
+        m.submodules[name] = mem = memory.Memory(shape=8, depth=16, init=[])
+        wr = mem.write_port(granularity=self._granularity)
+        rd = mem.read_port(transparent_for=[wr] if transparent else ())
+        m.d.comb += [wr.addr.eq(self.waddr), wr.data.eq(self.wdata), rd.addr.eq(raddr),
+                     wr.en.eq(self.we if self._granularity else self.we[0])]
+        return rd.data
+
+    def elaborate(self, platform):
+        m = Module()
+        raddr, out = Signal(4), Signal(8)
+        data = self._memory(m, "mem", raddr, self._transparent)
+        if self._twin:
+            data = data ^ self._memory(m, "twin", raddr, True)
+        m.d.sync += [raddr.eq(raddr + 1), out.eq(data + 1)]
+        m.d.comb += self.rdata.eq(out)
+        return m
+
+
+RAM_BITS = 16 * 8
+RAM_READ_REG = 8                            # read data register, inside the macro
+RAM_REG_BITS = 4 + RAM_READ_REG + 8         # RTL flip-flops: address counter, read data, output
+
+
 COMMON_KEYS = {"cells", "ff", "rtl_ff_bits", "memory_bits", "latches", "io_bits", "fmax_mhz",
                "critical_path_ns", "note", "runtime_s"}
 FPGA_KEYS = {"lut", "carry", "bram", "dsp", "lutram", "device", "memory_mapping"}
 METRIC_KEYS = {
-    "cmos": COMMON_KEYS | {"gates", "transistors", "transistors_partial", "memory_mapping"},
+    "cmos": COMMON_KEYS | {"gates", "transistors", "transistors_partial", "memory_mapping",
+                           "memory_macros", "area_excludes"},
     "asic": COMMON_KEYS | {"liberty", "area_um2", "sequential_area_um2",
                            "combinational_area_um2", "nand2_cell", "nand2_area_um2", "nand2_eq",
-                           "memory_mapping", "sta_period_ns", "arrival_ns", "setup_ns",
-                           "slack_ns"},
+                           "memory_mapping", "memory_macros", "area_excludes", "sta_period_ns",
+                           "arrival_ns", "setup_ns", "slack_ns"},
     "ice40": COMMON_KEYS | FPGA_KEYS | {"lc_used", "lc_available", "io_used", "io_available"},
     "ecp5": COMMON_KEYS | FPGA_KEYS | {"comb_used", "comb_available", "ff_used", "ff_available"},
     "xc7": COMMON_KEYS | FPGA_KEYS,
@@ -126,8 +168,11 @@ def test_cmos(results):
     assert m["transistors"] > 0 and m["transistors_partial"] is False
     assert results["cmos"].cells["$_DFF_P_"] == REG_BITS
     assert m["gates"] == m["cells"] - REG_BITS > 0
-    assert m["memory_mapping"] == "flip-flops"
+    assert m["memory_mapping"] == "macro"          # the default, with nothing to map
+    assert m["memory_macros"] is None and m["area_excludes"] is None
     assert m["fmax_mhz"] is None
+    assert "sram_liberty" not in results["asic"].files
+    assert "SRAM" not in results["asic"].metrics["note"]
 
 
 def test_asic(results):
@@ -182,10 +227,104 @@ def test_ice40_io_limit_gives_resources_only(tmp_path):
 
 def test_memory_becomes_flip_flops(tmp_path):
     (tmp_path / "m.v").write_text(verilog.convert(SmallRam(), name="m", emit_src=False))
-    m = run_synth(tmp_path / "m.v", "m", "cmos", tmp_path / "cmos").metrics
+    m = run_synth(tmp_path / "m.v", "m", "cmos", tmp_path / "cmos", memory="flops").metrics
     assert m["memory_bits"] == 16 * 8
     assert m["rtl_ff_bits"] == 8                       # the read port's data register
     assert m["ff"] == 16 * 8 + 8 and m["memory_mapping"] == "flip-flops"
+    assert m["memory_macros"] is None and m["area_excludes"] is None
+
+
+@pytest.fixture(scope="module")
+def ram_runs(tmp_path_factory):
+    """RamPipe on cmos and asic in both memory modes: {(target, memory): SynthResult}."""
+    root = tmp_path_factory.mktemp("ram_runs")
+    (root / "r.v").write_text(verilog.convert(RamPipe(), name="r", emit_src=False))
+    jobs = [(t, mem) for t in ("cmos", "asic") for mem in MEMORY_MODES]
+    with ThreadPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1)) as pool:
+        futures = {job: pool.submit(run_synth, root / "r.v", "r", job[0],
+                                    root / f"{job[0]}_{job[1]}", memory=job[1]) for job in jobs}
+        return {job: f.result() for job, f in futures.items()}
+
+
+@pytest.mark.parametrize("target", ["cmos", "asic"])
+def test_memory_macro(ram_runs, target):
+    r, flops = ram_runs[target, "macro"], ram_runs[target, "flops"]
+    m = r.metrics
+    assert set(m) == METRIC_KEYS[target]
+    assert m["memory_bits"] == RAM_BITS and m["rtl_ff_bits"] == RAM_REG_BITS
+    assert m["memory_mapping"] == "macro"
+    assert m["memory_macros"] == "1 × 16x8 1R1W" and m["area_excludes"] == "SRAM macros"
+    # The memory and its read data register are in the macro; the other flip-flops are not.
+    assert m["ff"] == flops.metrics["ff"] - RAM_BITS - RAM_READ_REG == RAM_REG_BITS - RAM_READ_REG
+    assert r.cells[macro.MACRO_CELL] == 1 and m["cells"] == sum(r.cells.values())
+    assert not any(c.startswith("$mem") for c in r.cells)
+    assert f"cell \\{macro.MACRO_CELL} \\mem" in r.files["memories"].read_text()
+    for role in ("sram_bb", "sram_map", "memories"):
+        assert r.files[role].is_file() and r.files[role].parent == r.workdir
+    if target == "cmos":
+        assert m["gates"] == m["cells"] - m["ff"] - 1
+        assert 0 < m["transistors"] < flops.metrics["transistors"] / 3
+        assert m["transistors_partial"] is False and "SRAM macros excluded" in m["note"]
+    else:
+        assert 0 < m["area_um2"] < flops.metrics["area_um2"] / 3
+        assert m["sequential_area_um2"] == m["ff"] * 96.0          # DFFPOSX1 only
+        netlist = r.files["netlist"].read_text()
+        assert "SRAM_16x8_1R1W mem (" in netlist and macro.MACRO_CELL not in netlist
+        assert "cell (SRAM_16x8_1R1W)" in r.files["sram_liberty"].read_text()
+        assert "read_liberty asic_sram.lib" in r.files["sta_script"].read_text()
+        assert m["fmax_mhz"] > 0 and 0 < m["critical_path_ns"] < m["sta_period_ns"]
+        assert m["note"].startswith("reg->reg, ideal clock; SRAM macros are registered")
+        sta_log = r.files["sta_log"].read_text()
+        assert "(SRAM_16x8_1R1W)" in sta_log and "Warning" not in sta_log
+
+
+@pytest.mark.parametrize("target", ["cmos", "asic"])
+def test_memory_flops_mode(ram_runs, target):
+    r = ram_runs[target, "flops"]
+    m = r.metrics
+    assert set(m) == METRIC_KEYS[target]
+    assert m["memory_mapping"] == "flip-flops"
+    assert m["memory_macros"] is None and m["area_excludes"] is None
+    assert m["ff"] == RAM_BITS + RAM_REG_BITS               # memory bits are flip-flops
+    assert macro.MACRO_CELL not in r.cells and "memories" not in r.files
+    if target == "asic":
+        assert m["fmax_mhz"] > 0 and "sram_liberty" not in r.files
+        assert m["note"] == "reg->reg, ideal clock"
+
+
+def test_memory_macro_bit_write_enable(tmp_path):
+    (tmp_path / "g.v").write_text(verilog.convert(RamPipe(granularity=4), name="g",
+                                                  emit_src=False))
+    r = run_synth(tmp_path / "g.v", "g", "asic", tmp_path / "asic")
+    m = r.metrics
+    assert m["memory_mapping"] == "macro" and m["memory_macros"] == "1 × 16x8 1R1W bit-write"
+    assert m["ff"] == RAM_REG_BITS - RAM_READ_REG and m["fmax_mhz"] > 0
+    assert "SRAM_16x8_1R1W_BWE mem (" in r.files["netlist"].read_text()
+    assert "bus (WE) {" in r.files["sram_liberty"].read_text()
+
+
+def test_memory_macro_fallback_to_flip_flops(tmp_path):
+    """A transparent read port fits no macro: that memory alone becomes flip-flops."""
+    (tmp_path / "x.v").write_text(verilog.convert(RamPipe(transparent=True), name="x",
+                                                  emit_src=False))
+    (tmp_path / "y.v").write_text(verilog.convert(RamPipe(twin=True), name="y",
+                                                  emit_src=False))
+    x = run_synth(tmp_path / "x.v", "x", "cmos", tmp_path / "x").metrics
+    assert x["memory_mapping"] == "flip-flops" and x["memory_macros"] is None
+    assert x["area_excludes"] is None and x["ff"] >= RAM_BITS
+    y = run_synth(tmp_path / "y.v", "y", "cmos", tmp_path / "y").metrics
+    assert y["memory_bits"] == 2 * RAM_BITS
+    assert y["memory_mapping"] == "macro+flip-flops" and y["memory_macros"] == "1 × 16x8 1R1W"
+    assert RAM_BITS <= y["ff"] < 2 * RAM_BITS
+
+
+def test_fpga_ignores_memory_mode(tmp_path):
+    (tmp_path / "r.v").write_text(verilog.convert(RamPipe(), name="r", emit_src=False))
+    runs = [run_synth(tmp_path / "r.v", "r", "ice40", tmp_path / mem, memory=mem)
+            for mem in MEMORY_MODES]
+    assert runs[0].metrics == {**runs[1].metrics, "runtime_s": runs[0].metrics["runtime_s"]}
+    assert runs[0].metrics["memory_mapping"] == "inferred by synth_ice40"
+    assert "memory_macros" not in runs[0].metrics
 
 
 def test_bad_verilog_is_one_line_error(tmp_path):
@@ -220,6 +359,8 @@ def test_argument_errors(adder_v, tmp_path):
         run_synth(adder_v, "t; shell", "cmos", tmp_path)
     with pytest.raises(SynthError, match="verilog must be an existing file"):
         run_synth(tmp_path / "none.v", "t", "cmos", tmp_path)
+    with pytest.raises(ValueError, match="memory must be one of macro, flops"):
+        run_synth(adder_v, "t", "ice40", tmp_path, memory="bram")
 
 
 def test_tool_versions():
@@ -230,6 +371,6 @@ def test_tool_versions():
 
 
 def test_all_exports_resolve():
-    for module in (synth, flow, report):
+    for module in (synth, flow, macro, report):
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"

@@ -1,20 +1,20 @@
 // Memory -> black-box SRAM macro, for the `memory="macro"` mode of the cmos and asic targets.
-// Used by synth/flow.py as `techmap -map <target>_sram_map.v t:$mem_v2` between
+// synth/flow.py runs `techmap -map <target>_sram_map.v t:$mem_v2` between
 // `synth -run begin:fine` (which ends with `memory -nomap`) and `synth -run fine:` (whose
 // `memory_map` turns every memory left over into flip-flops).
 //
-// A memory becomes one `$__SPATTEN_SRAM` cell when it has exactly one synchronous write port
-// and one synchronous read port, both on the rising edge of the same clock, and the read port
-// has no reset and is not transparent (on a same-address write the read returns the old word).
-// Anything else sets _TECHMAP_FAIL_ and is left to memory_map (flip-flops). The read data
-// register (merged into the read port by memory_dff) is inside the macro. Initial contents
-// (INIT, RD_INIT_VALUE) are dropped, as every init value is in the ASIC netlist
-// (toolchain.md P10).
+// A memory becomes one SPATTEN_SRAM cell (declared in sram_macro_bb.v) when it has exactly one
+// synchronous write port and one synchronous read port, both on the rising edge of the same
+// clock, and the read port has no reset and is not transparent (a read of the word being
+// written returns the old word). Anything else sets _TECHMAP_FAIL_ and is left to memory_map.
+// The read data register (merged into the read port by memory_dff) is inside the macro.
+// Initial contents (INIT, RD_INIT_VALUE) are dropped, as every init value is in the ASIC
+// netlist (toolchain.md P10).
 //
 // Macro pins: CLK; read: RE (read enable), RADDR[ABITS], RDATA[WIDTH] (registered);
-// write: WE[WIDTH] (per-bit write enable), WADDR[ABITS], WDATA[WIDTH].
-// Parameters: DEPTH (words), WIDTH (bits per word), ABITS (address bits). flow.py renames the
-// cell to `SRAM_<DEPTH>x<WIDTH>_1R1W` in the netlist and writes a liberty cell for OpenSTA.
+// write: WE, WADDR[ABITS], WDATA[WIDTH]. WE is one bit when every bit of the memory's write
+// enable is the same net (BWE=0), else one bit per data bit (BWE=1, bit-write enable).
+// flow.py renames the cells to SRAM_<DEPTH>x<WIDTH>_1R1W[_BWE] in the netlist.
 
 (* techmap_celltype = "$mem_v2" *)
 module _spatten_sram_map (RD_CLK, RD_EN, RD_ARST, RD_SRST, RD_ADDR, RD_DATA,
@@ -61,6 +61,12 @@ module _spatten_sram_map (RD_CLK, RD_EN, RD_ARST, RD_SRST, RD_ADDR, RD_DATA,
 	parameter _TECHMAP_CONSTVAL_RD_SRST_ = 0;
 	parameter _TECHMAP_CONNMAP_RD_CLK_ = 0;
 	parameter _TECHMAP_CONNMAP_WR_CLK_ = 0;
+	parameter _TECHMAP_BITS_CONNMAP_ = 0;
+	parameter _TECHMAP_CONNMAP_WR_EN_ = 0;
+
+	// One write enable for the whole word when all WR_EN bits are driven by one net.
+	localparam BWE = _TECHMAP_CONNMAP_WR_EN_ !=
+		{WIDTH{_TECHMAP_CONNMAP_WR_EN_[_TECHMAP_BITS_CONNMAP_-1:0]}};
 
 	wire _TECHMAP_FAIL_ =
 		RD_PORTS != 1 || WR_PORTS != 1 || OFFSET != 0 || SIZE < 2 ||
@@ -72,16 +78,19 @@ module _spatten_sram_map (RD_CLK, RD_EN, RD_ARST, RD_SRST, RD_ADDR, RD_DATA,
 		_TECHMAP_CONSTMSK_RD_ARST_ !== 1'b1 || _TECHMAP_CONSTVAL_RD_ARST_ !== 1'b0 ||
 		_TECHMAP_CONSTMSK_RD_SRST_ !== 1'b1 || _TECHMAP_CONSTVAL_RD_SRST_ !== 1'b0;
 
-	\$__SPATTEN_SRAM #(
+	wire [(BWE ? WIDTH : 1)-1:0] we = WR_EN;   // all bits, or bit 0 of one shared net
+
+	SPATTEN_SRAM #(
 		.DEPTH(SIZE),
 		.WIDTH(WIDTH),
-		.ABITS(ABITS)
+		.ABITS(ABITS),
+		.BWE(BWE)
 	) _TECHMAP_REPLACE_ (
 		.CLK(WR_CLK),
 		.RE(RD_EN),
 		.RADDR(RD_ADDR),
 		.RDATA(RD_DATA),
-		.WE(WR_EN),
+		.WE(we),
 		.WADDR(WR_ADDR),
 		.WDATA(WR_DATA)
 	);
