@@ -54,11 +54,26 @@ def run_cocotb(cfg: SpAttenConfig, block: str, *, simulator: str = "icarus", pac
     stamp = build_dir / "verilog.sha256"
     fresh = not stamp.exists() or stamp.read_text() != em.sha256
     runner = get_runner(simulator)
-    build_args = ["-g2005"] if simulator == "icarus" else ["-Wno-fatal", "-O2"]
+    sources = [em.verilog]
+    if simulator == "icarus":
+        # -g2005 avoids a time-zero race of Yosys' always @* idiom under -g2012 (amaranth#594).
+        # cocotb's own Icarus dump module is SystemVerilog, so the dump module is ours; the
+        # runner's `waves` at test time makes vvp write FST.
+        build_args = ["-g2005"]
+        if waves:
+            dump = build_dir / "waves_dump.v"
+            dump.write_text(f"module waves_dump;\ninitial begin\n"
+                            f"  $dumpfile(\"{build_dir / em.top}.fst\");\n"
+                            f"  $dumpvars(0, {em.top});\nend\nendmodule\n")
+            sources.append(dump)
+            build_args += ["-s", "waves_dump"]
+    else:
+        build_args = ["-Wno-fatal", "-O2"]
     log = build_dir / "build.log"
-    runner.build(sources=[em.verilog], hdl_toplevel=em.top, build_dir=build_dir,
+    runner.build(sources=sources, hdl_toplevel=em.top, build_dir=build_dir,
                  always=fresh or simulator == "icarus", build_args=build_args,
-                 timescale=("1ns", "1ps"), waves=waves, log_file=log if quiet else None)
+                 timescale=("1ns", "1ps"), waves=waves and simulator != "icarus",
+                 log_file=log if quiet else None)
     stamp.write_text(em.sha256)
     result_path = build_dir / "tb_result.json"
     result_path.unlink(missing_ok=True)

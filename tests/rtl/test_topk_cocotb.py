@@ -24,3 +24,11 @@ def test_topk_rtl(name, simulator, packets):
     assert r.ok, f"{r.failed} of {r.tests} cocotb tests failed: {first} (logs in {r.build_dir})"
     assert len(runs) == len(STALLS.split(","))
     assert all(x["matched"] == x["packets"] == packets and x["mismatches"] == 0 for x in runs)
+
+
+@pytest.mark.rtl
+def test_waves_dump_an_fst(tmp_path):
+    r = run_cocotb(PRESETS["ci"], "topk", simulator="icarus", packets=3, seed=1, stalls="0:0",
+                   waves=True, build_root=tmp_path)
+    assert r.ok and r.waves is not None and r.waves.suffix == ".fst"
+    assert r.waves.stat().st_size > 1000
