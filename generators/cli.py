@@ -91,20 +91,22 @@ def cmd_sim(args) -> int:
 
 # ---- synth ------------------------------------------------------------------------------
 SYNTH_COLUMNS = {
-    "cmos": ["transistors", "gates", "ff", "memory_bits", "memory_mapping"],
+    "cmos": ["transistors", "gates", "ff", "memory_bits", "memory_macros", "area_excludes"],
     "asic": ["area_um2", "sequential_area_um2", "nand2_eq", "ff", "critical_path_ns",
-             "fmax_mhz", "memory_mapping"],
+             "fmax_mhz", "memory_bits", "memory_macros", "area_excludes"],
     "ice40": ["lut", "carry", "ff", "bram", "fmax_mhz", "device", "note"],
     "ecp5": ["lut", "carry", "ff", "bram", "dsp", "fmax_mhz", "device"],
     "xc7": ["lut", "carry", "ff", "bram", "dsp", "device"],
 }
 
 
-def run_synth_block(cfg, block: str, target: str, out: Path, liberty=None) -> dict:
+def run_synth_block(cfg, block: str, target: str, out: Path, liberty=None,
+                    memory: str = "macro") -> dict:
     from synth import run_synth
 
     em = emit(cfg, block, out / "rtl")
-    r = run_synth(em.verilog, em.top, target, out / target, liberty=liberty, progress=_progress)
+    r = run_synth(em.verilog, em.top, target, out / target, liberty=liberty, memory=memory,
+                  progress=_progress)
     row = {"block": block, "config": cfg.name, "target": target, **r.metrics,
            "yosys": r.yosys}
     (out / target / "result.json").write_text(json.dumps(r.to_dict(), indent=2, default=str))
@@ -118,7 +120,7 @@ def cmd_synth(args) -> int:
     if liberty is not None and args.target != "asic":
         raise CliError(f"--liberty applies to --target asic, not {args.target}")
     _progress(f"synthesizing {args.block} [{cfg.tag}] for {args.target}")
-    row = run_synth_block(cfg, args.block, args.target, out, liberty)
+    row = run_synth_block(cfg, args.block, args.target, out, liberty, args.memory)
     print(_table([row], ["block", "config", "target"] + SYNTH_COLUMNS[args.target]))
     path = out / args.target / "result.json"
     print(f"JSON: {path}")
@@ -277,13 +279,16 @@ def _parser() -> argparse.ArgumentParser:
                        description="Synthesize the generated Verilog. Targets: cmos "
                                    "(transistor estimate, no liberty), asic (OSU 0.18 um "
                                    "liberty: area and OpenSTA Fmax), ice40 and ecp5 (resources "
-                                   "and nextpnr Fmax), xc7 (resources only). Memories are "
-                                   "mapped to flip-flops on cmos/asic (no SRAM compiler). "
-                                   "Prints a table, writes JSON.")
+                                   "and nextpnr Fmax), xc7 (resources only). On cmos/asic, "
+                                   "memories become black-box SRAM macros (area excluded, "
+                                   "timed as registers) unless --memory flops. Prints a "
+                                   "table, writes JSON.")
     common(y, "paper")
     y.add_argument("--target", choices=["cmos", "asic", "ice40", "ecp5", "xc7"],
                    default="cmos")
     y.add_argument("--liberty", help="liberty file for --target asic (default: OSU 0.18 um)")
+    y.add_argument("--memory", choices=["macro", "flops"], default="macro",
+                   help="cmos/asic: memories as SRAM macros (default) or flip-flops (slow)")
     y.add_argument("--out", default="build/synth", help="output folder")
     y.set_defaults(func=cmd_synth)
 

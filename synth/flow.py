@@ -448,11 +448,9 @@ def run_synth(verilog: Path, top: str, target: str, workdir: Path, *,
             raise SynthError(f"{what} wrote no netlist {names['netlist']} (log: {files['log']})")
         if macro:
             _prepare_macros(files, what)
-        else:
-            files.pop("sram_liberty", None)
         say("opensta…")
         tools["opensta"] = f"OpenSTA {_version('sta', str(sta)) or 'unknown'}"
-        metrics |= _timing_asic(sta, workdir, files, top, clock, memories)
+        metrics |= _timing_asic(sta, workdir, files, top, clock)
     else:
         metrics |= _metrics_fpga(target, mapped)
         if target == "xc7":
@@ -547,7 +545,7 @@ _CLOCK_PORT = r"^\s*input\s+(?:wire\s+)?(?:\[[^\]]*\]\s*)?{}\s*;"
 
 
 def _timing_asic(sta: Path, workdir: Path, files: dict[str, Path], top: str,
-                 clock: str, memories: MemoryMap | None) -> dict[str, Metric]:
+                 clock: str) -> dict[str, Metric]:
     base = {"sta_period_ns": STA_PERIOD_NS}
     netlist = files["netlist"].read_text()
     if not re.search(_CLOCK_PORT.format(re.escape(clock)), netlist, re.M):

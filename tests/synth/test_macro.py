@@ -27,7 +27,7 @@ DUMP = r"""
     parameter \OFFSET 0
     parameter \SIZE 16
     parameter \ABITS 4
-    parameter \INIT 128'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx
+    parameter \INIT 8'xxxxxxxx
     parameter \RD_PORTS 2
     connect \RD_CLK 2'xx
   end
@@ -100,7 +100,8 @@ def test_memory_map_from_dump():
 def test_memory_map_cases():
     empty = MemoryMap.from_dump("")
     assert (empty.mapping, empty.summary, empty.macros) == ("macro", None, ())
-    flops = MemoryMap.from_dump("cell $mem_v2 \\m\n parameter \\SIZE 4\n parameter \\WIDTH 2\nend\n")
+    flops = MemoryMap.from_dump("cell $mem_v2 \\m\n parameter \\SIZE 4\n"
+                                " parameter \\WIDTH 2\nend\n")
     assert (flops.mapping, flops.summary) == ("flip-flops", None)
     with pytest.raises(ValueError, match="lacks a readable parameter"):
         MemoryMap.from_dump(f"cell \\{MACRO_CELL} \\m\n parameter \\WIDTH 2\nend\n")
