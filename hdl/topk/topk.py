@@ -21,8 +21,8 @@ arrival order (a logarithmic zero eliminator, then a merge into the output beat)
 
 Timing. From the cycle the last input beat is taken to the cycle the last output beat is
 taken, with ``R = ceil(n / lanes)`` and a consumer that never stalls:
-``latency(n) = (levels - 1) * (R + 2) + R + 6`` cycles at most, whatever the data
-(``paper``: 136 cycles for n = 1024); the filter pass ends as soon as the last kept element
+``latency(n) = (levels - 1) * (R + 5) + R + 9`` cycles at most, whatever the data
+(``paper``: 142 cycles for n = 1024); the filter pass ends as soon as the last kept element
 is out, so it is shorter when the kept elements end early. Input: ``lanes`` elements per cycle
 while a packet buffer is free; with ``buffers = 2`` the next packet streams in while the
 previous one is selected, and back-to-back packets never wait for the first-level search.
@@ -55,7 +55,7 @@ def latency_bound(cfg: TopKConfig, n: int) -> int:
     """Worst-case cycles from the last input beat to the last output beat of an ``n``-element
     packet, when the engine is idle and the consumer never stalls (data-independent)."""
     rows = -(-n // cfg.lanes)
-    return (cfg.levels - 1) * (rows + 2) + rows + 6
+    return (cfg.levels - 1) * (rows + 5) + rows + 9
 
 
 class TopK(wiring.Component):
@@ -140,26 +140,31 @@ class TopK(wiring.Component):
             wp.en.eq(take & room),
         ]
         in_digits = [key_of(i.payload.data[j])[KW - RB:] for j in range(P)]
-        s1 = self._histogram(m, "s1", in_digits, lane_en, clear=first, update=take)
+        s1 = self._histogram(m, "s1", in_digits, lane_en, start=first, update=take)
 
-        # Finalise one cycle after the last beat: search the first digit.
-        fin = Signal(name="fin")
-        fb = Signal(range(B), name="fin_buf")
-        f_n = Signal(CB, name="fin_n")
-        f_need = Signal(CB, name="fin_need")
-        f_trunc = Signal(name="fin_trunc")
+        # Finalise the packet in a three-stage pipeline after its last beat (the histogram
+        # holds the last beat's counts two cycles later): fin0 carries the packet's facts,
+        # fin1 searches the first digit, fin2 writes the descriptor. A following packet may
+        # end one cycle later and ride the same pipeline right behind it.
+        fin_layout = data.StructLayout({"buf": unsigned(max(1, (B - 1).bit_length())),
+                                        "n": unsigned(CB), "need": unsigned(CB),
+                                        "trunc": unsigned(1)})
+        fin0, fin1, fin2 = (Signal(name=f"fin{x}") for x in range(3))
+        f0, f1, f2 = (Signal(fin_layout, name=f"fin{x}_desc") for x in range(3))
+        t1r = Signal(RB, name="fin2_t")
+        g1r = Signal(CB, name="fin2_g")
         n_last = Signal(CB)
         m.d.comb += n_last.eq(Mux(room, wrow * P + i.payload.count, cfg.capacity))
         trunc_now = Signal()
         m.d.comb += trunc_now.eq(trunc | (~room & (~i.payload.last | (i.payload.count != 0))))
-        m.d.sync += fin.eq(0)
+        m.d.sync += [fin0.eq(0), fin1.eq(fin0), fin2.eq(fin1), f1.eq(f0), f2.eq(f1)]
         with m.If(take):
             m.d.sync += first.eq(i.payload.last)
             with m.If(i.payload.last):
                 m.d.sync += [
-                    wrow.eq(0), trunc.eq(0), fin.eq(1), fb.eq(wb), f_n.eq(n_last),
-                    f_need.eq(Mux(i.payload.k < n_last, i.payload.k, n_last)),
-                    f_trunc.eq(trunc_now),
+                    wrow.eq(0), trunc.eq(0), fin0.eq(1), f0.buf.eq(wb), f0.n.eq(n_last),
+                    f0.need.eq(Mux(i.payload.k < n_last, i.payload.k, n_last)),
+                    f0.trunc.eq(trunc_now),
                 ]
                 for b in range(B):
                     with m.If(wb == b):
@@ -169,14 +174,15 @@ class TopK(wiring.Component):
             with m.Else():
                 m.d.sync += [wrow.eq(Mux(room, wrow + 1, wrow)), trunc.eq(trunc_now)]
 
-        t1, g1 = self._search(m, "s1", s1, f_need)
-        with m.If(fin):
+        t1, g1 = self._search(m, "s1", s1, f1.need)
+        m.d.sync += [t1r.eq(t1), g1r.eq(g1)]
+        with m.If(fin2):
             for b in range(B):
-                with m.If(fb == b):
+                with m.If(f2.buf == b):
                     m.d.sync += [
-                        ready[b].eq(1), d_n[b].eq(f_n), d_need[b].eq(f_need),
-                        d_kpre[b].eq(t1 << (KW - RB)), d_r[b].eq(f_need - g1),
-                        d_trunc[b].eq(f_trunc),
+                        ready[b].eq(1), d_n[b].eq(f2.n), d_need[b].eq(f2.need),
+                        d_kpre[b].eq(t1r << (KW - RB)), d_r[b].eq(f2.need - g1r),
+                        d_trunc[b].eq(f2.trunc),
                     ]
         with m.If(release):
             for b in range(B):
@@ -201,21 +207,26 @@ class TopK(wiring.Component):
         filtering = Signal(name="p_filtering")
         m.d.comb += rows.eq((n + (P - 1)) >> lane_bits)
 
-        # Stage 0 issues row reads; stage 1 sees the data (read port enabled by ce).
+        # Stage 0 issues row reads; the read port (enabled by ce) holds the row in stage a;
+        # stage 1 registers it (a RAM's clock-to-output is slow on FPGAs).
         issue = Signal()
-        v1 = Signal(name="v1")
-        row1 = Signal(range(R + 1), name="row1")
-        last1 = Signal(name="last1")
+        va, v1 = Signal(name="va"), Signal(name="v1")
+        rowa, row1 = Signal(range(R + 1), name="rowa"), Signal(range(R + 1), name="row1")
+        lasta, last1 = Signal(name="lasta"), Signal(name="last1")
+        firsta, first1 = Signal(name="firsta"), Signal(name="first1")
+        d1 = Signal(data.ArrayLayout(signed(W), P), name="d1")
         m.d.comb += [
             rp.en.eq(ce),
             rp.addr.eq(rb * R + row[:row_bits] if B > 1 else row[:row_bits]),
         ]
         with m.If(ce):
-            m.d.sync += [v1.eq(issue), row1.eq(row), last1.eq(row == rows - 1)]
+            m.d.sync += [va.eq(issue), rowa.eq(row), lasta.eq(row == rows - 1),
+                         firsta.eq(row == 0), v1.eq(va), row1.eq(rowa), last1.eq(lasta),
+                         first1.eq(firsta), d1.eq(rp.data)]
             with m.If(issue):
                 m.d.sync += row.eq(row + 1)
 
-        keys1 = [key_of(rp.data[j]) for j in range(P)]
+        keys1 = [key_of(d1[j]) for j in range(P)]
         inrange1 = [Signal(name=f"inr1_{j}") for j in range(P)]
         for j in range(P):
             m.d.comb += inrange1[j].eq(v1 & ((row1 * P + j) < n))
@@ -239,9 +250,12 @@ class TopK(wiring.Component):
                         m.d.comb += ref_digit[j].eq(keys1[j][lo:lo + RB])
                 with m.Default():  # no digit left to refine: histogram input unused
                     m.d.comb += ref_digit[j].eq(0)
-        s2_clear = Signal()
-        s2 = self._histogram(m, "s2", ref_digit, ref_en, clear=s2_clear, update=ce & v1)
+        s2 = self._histogram(m, "s2", ref_digit, ref_en, start=first1,
+                             update=ce & v1 & ~filtering)
         t2, g2 = self._search(m, "s2", s2, r)
+        t2r = Signal(RB, name="p_t")
+        g2r = Signal(CB, name="p_g")
+        m.d.sync += [t2r.eq(t2), g2r.eq(g2)]
 
         # Filter stage 2: compare with kth and rank the ties (registered from stage 1).
         kth_key = Signal(W, name="p_kth_key")
@@ -255,7 +269,7 @@ class TopK(wiring.Component):
             m.d.sync += v2.eq(v1 & filtering)
             for j in range(P):
                 m.d.sync += [
-                    e2[j].value.eq(rp.data[j]),
+                    e2[j].value.eq(d1[j]),
                     e2[j].index.eq(row1 * P + j if P > 1 else row1),
                     gt2[j].eq(inrange1[j] & (keys1[j][pad:] > kth_key)),
                     eq2[j].eq(inrange1[j] & (keys1[j][pad:] == kth_key)),
@@ -384,17 +398,22 @@ class TopK(wiring.Component):
             with m.State("REFINE"):
                 m.d.comb += issue.eq(row < rows)
                 with m.If(ce & v1 & last1):
-                    m.next = "SEARCH"
+                    m.next = "SETTLE"
+            with m.State("SETTLE"):
+                # The last row's counts are being added to s2.
+                m.next = "SEARCH"
             with m.State("SEARCH"):
-                # s2 is final: take the next digit and the ties still needed.
+                # s2 is final; the search result is registered (t2r, g2r) for APPLY.
+                m.next = "APPLY"
+            with m.State("APPLY"):
+                # Take the next digit and the ties still needed.
                 with m.Switch(level):
                     for lv in range(1, L):
                         with m.Case(lv):
-                            m.d.sync += kpre.eq(kpre | (t2 << (KW - RB * (lv + 1))))
-                    with m.Default():  # SEARCH follows a REFINE, so level is 1..L-1
+                            m.d.sync += kpre.eq(kpre | (t2r << (KW - RB * (lv + 1))))
+                    with m.Default():  # APPLY follows a REFINE, so level is 1..L-1
                         pass
-                m.d.sync += [r.eq(r - g2), quota.eq(r - g2), level.eq(level + 1), row.eq(0)]
-                m.d.comb += s2_clear.eq(1)
+                m.d.sync += [r.eq(r - g2r), quota.eq(r - g2r), level.eq(level + 1), row.eq(0)]
                 with m.If(level + 1 == L):
                     m.d.sync += filtering.eq(1)
                     m.next = "FILTER"
@@ -407,7 +426,7 @@ class TopK(wiring.Component):
             with m.State("DONE"):
                 # The final beat sits in the output register; drop the rest of the pass.
                 with m.If(release):
-                    m.d.sync += [filtering.eq(0), v1.eq(0), v2.eq(0)]
+                    m.d.sync += [filtering.eq(0), va.eq(0), v1.eq(0), v2.eq(0)]
                     m.next = "IDLE"
         return m
 
@@ -421,20 +440,25 @@ class TopK(wiring.Component):
             return a
         return Mux(sel, a, b)
 
-    def _histogram(self, m, name, digits, enables, *, clear, update):
+    def _histogram(self, m, name, digits, enables, *, start, update):
         """Suffix counters ``S[j] = #{enabled lanes with digit >= j}`` for ``j >= 1``.
 
-        When ``update``: ``S <= (clear ? 0 : S) + this beat's counts``.
+        A beat presented with ``update`` is counted into a register first and added one
+        cycle later, so ``S`` includes it two cycles after it is presented. A beat with
+        ``start`` also begins a new histogram (``S`` restarts from its counts).
         """
         cfg = self._cfg
+        restart = Signal(name=f"{name}_restart")
+        m.d.sync += restart.eq(update & start)
         counters = []
         for j in range(1, 1 << cfg.radix_bits):
             s = Signal(cfg.count_bits, name=f"{name}_S{j}")
-            inc = popcount([en & (d >= j) for d, en in zip(digits, enables)])
-            with m.If(update):
-                m.d.sync += s.eq(Mux(clear, 0, s) + inc)
-            with m.Elif(clear):
-                m.d.sync += s.eq(0)
+            inc = Signal(cfg.lane_count_bits, name=f"{name}_inc{j}")
+            m.d.sync += [
+                inc.eq(Mux(update, popcount([en & (d >= j) for d, en in zip(digits, enables)]),
+                           0)),
+                s.eq(Mux(restart, 0, s) + inc),
+            ]
             counters.append(s)
         return counters
 
