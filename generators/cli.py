@@ -332,9 +332,10 @@ def main(argv=None) -> int:
         print("spatten: interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # one line for tool failures (synthesis, simulator builds)
+        from sim.runner import SimBuildError
         from synth import SynthError
 
-        if isinstance(e, SynthError):
+        if isinstance(e, (SynthError, SimBuildError)):
             print(f"spatten: error: {e}", file=sys.stderr)
             return 2
         raise

