@@ -12,7 +12,8 @@ Every narrowing in the design is one of exactly two operations, each with a name
   ``HALF_EVEN``);
 - :func:`fit` (to a narrower :class:`QFormat` with :class:`Overflow` ``WRAP`` or ``SATURATE``).
 
-The hardware builds the same operations from the same definitions (``hdl.common.narrow``).
+The hardware builds the same operations, mode for mode, in ``hdl.common.narrow``
+(checked bit for bit against these in ``tests/hdl/test_narrow.py``).
 All golden arithmetic is on ``np.int64``; :class:`QFormat` refuses widths above 62 so that no
 intermediate can overflow.
 """

@@ -13,5 +13,6 @@ active-high synchronous reset (Verilog ports ``clk``/``rst``).
 """
 
 from .arith import popcount, prefix_sums
+from .narrow import fit, shift_round
 
-__all__ = ["popcount", "prefix_sums"]
+__all__ = ["fit", "popcount", "prefix_sums", "shift_round"]
