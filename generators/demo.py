@@ -48,7 +48,7 @@ def run_demo(out: Path, *, quick: bool = False) -> int:
 
     _step("2/5 cocotb simulation against the golden model (random bubbles and back-pressure)")
     sim_rows = []
-    plan = [("ci", "icarus", 100 if quick else 250), ("paper", "verilator", 20 if quick else 50)]
+    plan = [("ci", "icarus", 100 if quick else 250), ("paper", "verilator", 40 if quick else 150)]
     for name, simulator, packets in plan:
         print(f"    {name} on {simulator}: {2 * packets} packets"
               + (" (Verilator build: a minute or two)" if simulator == "verilator" else ""),

@@ -52,12 +52,15 @@ def topk_edge_packets(cfg: TopKConfig, rng: np.random.Generator) -> list[tuple[n
 
 def topk_packets(cfg: TopKConfig, rng: np.random.Generator, count: int, *,
                  edges: bool = True) -> list[tuple[np.ndarray, int]]:
-    """``count`` packets: the edge cases first (if ``edges``), then random n, k and pattern.
+    """``count`` packets: the edge cases first (if ``edges``; a random half of the count when
+    there are too few packets for all of them), then random n, k and pattern.
 
     Packets longer than the capacity are included now and then (the engine truncates them).
     """
     out = topk_edge_packets(cfg, rng) if edges else []
-    out = out[:count]
+    if len(out) > count // 2:  # too few packets for every edge case: a random half of them
+        keep = sorted(rng.choice(len(out), count // 2, replace=False))
+        out = [out[i] for i in keep]
     while len(out) < count:
         u = rng.random()
         if u < 0.05:
