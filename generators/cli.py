@@ -180,7 +180,7 @@ def bench_topk(cfg, *, sizes, packets: int, simulator: str, seed: int, out: Path
           f"{simulator}). Authors' model: SpAtten's quick-select cost model "
           f"(selection passes + one filter pass of n/P cycles; 200 trials). "
           f"worst_case_formula: the engine's data-independent bound "
-          f"(levels-1)*(R+5)+R+9, R = ceil(n/P).\n\n"
+          f"(levels-1)*(R+5)+R+10, R = ceil(n/P).\n\n"
           + _table(rows, ["n", "k", "rtl_mean", "rtl_p99", "rtl_max", "worst_case_formula",
                           "bound_2n_over_P",
                           "authors_selection_mean", "authors_total_mean", "authors_total_p99",

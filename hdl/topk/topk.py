@@ -21,8 +21,8 @@ arrival order (a logarithmic zero eliminator, then a merge into the output beat)
 
 Timing. From the cycle the last input beat is taken to the cycle the last output beat is
 taken, with ``R = ceil(n / lanes)`` and a consumer that never stalls:
-``latency(n) = (levels - 1) * (R + 5) + R + 9`` cycles at most, whatever the data
-(``paper``: 142 cycles for n = 1024); the filter pass ends as soon as the last kept element
+``latency(n) = (levels - 1) * (R + 5) + R + 10`` cycles at most, whatever the data
+(``paper``: 143 cycles for n = 1024); the filter pass ends as soon as the last kept element
 is out, so it is shorter when the kept elements end early. Input: ``lanes`` elements per cycle
 while a packet buffer is free; with ``buffers = 2`` the next packet streams in while the
 previous one is selected, and back-to-back packets never wait for the first-level search.
@@ -55,7 +55,7 @@ def latency_bound(cfg: TopKConfig, n: int) -> int:
     """Worst-case cycles from the last input beat to the last output beat of an ``n``-element
     packet, when the engine is idle and the consumer never stalls (data-independent)."""
     rows = -(-n // cfg.lanes)
-    return (cfg.levels - 1) * (rows + 5) + rows + 9
+    return (cfg.levels - 1) * (rows + 5) + rows + 10
 
 
 class TopK(wiring.Component):
@@ -283,14 +283,22 @@ class TopK(wiring.Component):
         with m.If(ce & v2):
             m.d.sync += quota.eq(Mux(n_eq < quota, quota - n_eq, 0))
 
+        # The keep mask is registered (a tie rank, then a drop count, in one cycle would be
+        # the longest path on FPGAs).
+        v2b = Signal(name="v2b")
+        e2b = Signal(data.ArrayLayout(elem, P), name="e2b")
+        k2b = Signal(P, name="k2b")
+        with m.If(ce):
+            m.d.sync += [v2b.eq(v2), e2b.eq(e2), k2b.eq(Mux(v2, keep2, 0))]
+
         # Stage 3: zero eliminator (logarithmic shifter; element j moves down by the
         # number of dropped lanes before it; shifts by increasing powers never collide).
         e3 = Signal(data.ArrayLayout(elem, P), name="e3")
         c3 = Signal(bits_for(P), name="c3")
         drops = [Signal(bits_for(P), name=f"drops{j}") for j in range(P)]
-        for j, d in enumerate(prefix_sums([~keep2[j] for j in range(P)])):
+        for j, d in enumerate(prefix_sums([~k2b[j] for j in range(P)])):
             m.d.comb += drops[j].eq(d)
-        lanes = [(e2[j], keep2[j], drops[j]) for j in range(P)]
+        lanes = [(e2b[j], k2b[j], drops[j]) for j in range(P)]
         for b in range(lane_bits):
             step = 1 << b
             nxt = []
@@ -306,7 +314,7 @@ class TopK(wiring.Component):
                 ))
             lanes = nxt
         with m.If(ce):
-            m.d.sync += [c3.eq(Mux(v2, popcount(list(keep2)), 0))]
+            m.d.sync += [c3.eq(popcount(list(k2b)))]
             for j in range(P):
                 m.d.sync += e3[j].eq(lanes[j][0])
 
@@ -426,7 +434,7 @@ class TopK(wiring.Component):
             with m.State("DONE"):
                 # The final beat sits in the output register; drop the rest of the pass.
                 with m.If(release):
-                    m.d.sync += [filtering.eq(0), va.eq(0), v1.eq(0), v2.eq(0)]
+                    m.d.sync += [filtering.eq(0), va.eq(0), v1.eq(0), v2.eq(0), v2b.eq(0)]
                     m.next = "IDLE"
         return m
 
