@@ -27,7 +27,21 @@ is out, so it is shorter when the kept elements end early. Input: ``lanes`` elem
 while a packet buffer is free; with ``buffers = 2`` the next packet streams in while the
 previous one is selected, and back-to-back packets never wait for the first-level search.
 
+Pipeline. Input side: buffer write and per-digit lane counts (registered), histogram update,
+then a three-stage finalise (facts, first-digit search, descriptor). Processing side: row
+address → RAM → row register → key compares (refine: lane counts into the second histogram;
+filter: greater/equal flags, registered) → tie ranking and keep mask (registered) → zero
+eliminator (registered) → merge → output register. The processing pipeline advances only when
+``~o.valid | o.ready``, so output back-pressure stalls it in place (the RAM read port is
+enabled by the same signal).
+
 Bit-exact with :func:`sim.golden.topk.topk_engine`.
+
+Raises
+------
+TypeError
+    if ``cfg`` is not a :class:`~generators.config.TopKConfig` (whose constructor validates
+    every field).
 
 Members
 -------
