@@ -211,7 +211,6 @@ class TopK(wiring.Component):
         m.d.comb += ce.eq(~o.valid | o.ready)
 
         n = Signal(CB, name="p_n")
-        need = Signal(CB, name="p_need")
         kpre = Signal(KW, name="p_kpre")  # digits found so far, aligned at the top
         level = Signal(range(L + 1), name="p_level")  # digits found so far
         r = Signal(CB, name="p_r")  # elements still needed among the kpre matches
@@ -336,7 +335,7 @@ class TopK(wiring.Component):
         # full beat, or the final partial beat once every kept element has been seen.
         pend = Signal(data.ArrayLayout(elem, P), name="pend")
         pend_n = Signal(range(P), name="pend_n")
-        emitted = Signal(CB, name="emitted")
+        remaining = Signal(CB, name="remaining")  # kept elements not yet in an output beat
         window = [Signal(elem, name=f"win{j}") for j in range(2 * P)]
         # Shift the compacted row up by pend_n lanes (a logarithmic shifter, None = empty).
         shifted = [e3[j] for j in range(P)] + [None] * P
@@ -357,13 +356,13 @@ class TopK(wiring.Component):
         with m.If(filtering):
             with m.If(total >= P):
                 m.d.comb += [emit.eq(1), o_next_count.eq(P),
-                             o_next_last.eq(emitted + P == need)]
-            with m.Elif((total != 0) & (emitted + total == need)):
+                             o_next_last.eq(remaining == P)]
+            with m.Elif((total != 0) & (total == remaining)):
                 m.d.comb += [emit.eq(1), o_next_count.eq(total), o_next_last.eq(1)]
         m.d.comb += done_beat.eq(ce & emit & o_next_last)
         with m.If(ce & filtering):
             with m.If(emit):
-                m.d.sync += emitted.eq(emitted + o_next_count)
+                m.d.sync += remaining.eq(remaining - o_next_count)
                 with m.If(total >= P):
                     m.d.sync += pend_n.eq(total - P)
                     for j in range(P):
@@ -400,10 +399,11 @@ class TopK(wiring.Component):
             with m.State("IDLE"):
                 with m.If(sel(ready, rb)):
                     m.d.sync += [
-                        n.eq(sel(d_n, rb)), need.eq(sel(d_need, rb)),
+                        n.eq(sel(d_n, rb)),
                         kpre.eq(sel(d_kpre, rb)), r.eq(sel(d_r, rb)),
                         ptrunc.eq(sel(d_trunc, rb)), level.eq(1), row.eq(0),
-                        emitted.eq(0), pend_n.eq(0), quota.eq(sel(d_r, rb)),
+                        remaining.eq(sel(d_need, rb)), pend_n.eq(0),
+                        quota.eq(sel(d_r, rb)),
                     ]
                     with m.If(sel(d_need, rb) == 0):
                         m.next = "EMPTY"
