@@ -112,11 +112,6 @@ class QFormat:
             raise ValueError(f"{what} must fit {self} ({self.min_raw}..{self.max_raw}), not {v}")
         return arr
 
-    def to_unsigned_key(self, raw) -> np.ndarray:
-        """Order-preserving map to ``0..2**width-1`` (flip the sign bit of signed values)."""
-        arr = np.asarray(raw, dtype=np.int64)
-        return arr - self.min_raw
-
 
 def shift_round(x, shift: int, rounding: Rounding) -> np.ndarray:
     """``x * 2**-shift`` rounded to an integer by ``rounding`` (int64, exact).

@@ -91,15 +91,6 @@ def test_contains_and_check(q):
         q.check(lo - 1)
 
 
-@pytest.mark.parametrize("q", [QFormat(8), QFormat(3), QFormat(6, 0, False)])
-def test_to_unsigned_key_is_order_preserving(q):
-    raw = np.arange(q.min_raw, q.max_raw + 1)
-    key = q.to_unsigned_key(raw)
-    assert key.tolist() == list(range(2**q.width))
-
-
-# shift_round -----------------------------------------------------------------------------
-
 def ref_shift_round(x: int, shift: int, rounding: Rounding) -> int:
     if shift <= 0:
         return x * 2 ** (-shift)
