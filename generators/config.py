@@ -27,7 +27,7 @@ from typing import Any
 
 from .numerics import QFormat, bits_for, ceil_log2
 
-__all__ = ["TopKConfig", "SpAttenConfig", "ConfigError"]
+__all__ = ["TopKConfig", "AttentionConfig", "SpAttenConfig", "ConfigError"]
 
 
 class ConfigError(ValueError):
@@ -123,21 +123,168 @@ class TopKConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class AttentionConfig:
+    """The per-head attention datapath: Q·K array, softmax, prob·V array (``hdl.attn``).
+
+    The numeric specification these fields parameterise is ``docs/numerics.md``; the golden
+    model is :mod:`sim.golden.attention`.
+
+    Fields
+    ------
+    head_dim : D, elements of a Q, K or V row (a power of two, 8..256).
+    qk_multipliers : multipliers of the Q·K array (a power-of-two multiple of ``head_dim``);
+        the array takes ``qk_multipliers / head_dim`` keys per cycle, which is also the
+        softmax's ``lanes``.
+    pv_multipliers : multipliers of the prob·V array (a power-of-two multiple of
+        ``head_dim``); it takes ``pv_multipliers / head_dim`` kept (probability, V row) pairs
+        per cycle.
+    q_bits : width of the signed, symmetrically quantized query elements (2..12).
+    msb_bits, lsb_bits : K and V are stored as a signed MSB plane and an unsigned LSB plane;
+        a full value has ``msb_bits + lsb_bits`` (at most 12) bits. ``msb_bits`` 2..12,
+        ``lsb_bits`` 1..8.
+    score : the attention score format (signed; base-2 logits, ``frac`` 1..10 bits, which sets
+        the exponent table to ``2**frac`` entries).
+    scale_bits : width of the runtime dequantization multiplier (4..24).
+    exp_bits : fraction bits E of the softmax exponentials ``2**-(max - score)`` (8..24).
+    recip_bits : significant bits of the per-row reciprocal of the exponential sum (at least
+        ``prob.frac + 1``, at most 24).
+    prob : the probability format (unsigned, all fraction bits: ``u11f11`` is 0..2047/2048).
+        Probabilities are the local-value top-k's scores, so ``prob.width`` must be less than
+        the top-k score width.
+    out : the attention output format (signed; in units of V's least significant bit,
+        ``frac`` extra fraction bits, at most ``prob.frac``).
+    """
+
+    head_dim: int = 64
+    qk_multipliers: int = 512
+    pv_multipliers: int = 512
+    q_bits: int = 12
+    msb_bits: int = 8
+    lsb_bits: int = 4
+    score: QFormat = QFormat(16, 8)
+    scale_bits: int = 16
+    exp_bits: int = 20
+    recip_bits: int = 14
+    prob: QFormat = QFormat(11, 11, signed=False)
+    out: QFormat = QFormat(12, 0)
+
+    def __post_init__(self):
+        for name in ("head_dim", "qk_multipliers", "pv_multipliers", "q_bits", "msb_bits",
+                     "lsb_bits", "scale_bits", "exp_bits", "recip_bits"):
+            _require_int(name, getattr(self, name))
+        for name in ("score", "prob", "out"):
+            if not isinstance(getattr(self, name), QFormat):
+                raise ConfigError(f"{name} must be a QFormat, not {getattr(self, name)!r}")
+        if not _is_pow2(self.head_dim) or not 8 <= self.head_dim <= 256:
+            raise ConfigError(f"head_dim must be a power of two in 8..256, not {self.head_dim}")
+        for name in ("qk_multipliers", "pv_multipliers"):
+            v = getattr(self, name)
+            if not _is_pow2(v) or v < self.head_dim or v > 64 * self.head_dim:
+                raise ConfigError(
+                    f"{name} must be a power of two from head_dim ({self.head_dim}) to "
+                    f"64 * head_dim ({64 * self.head_dim}), not {v}")
+        if not 2 <= self.q_bits <= 12:
+            raise ConfigError(f"q_bits must be in 2..12, not {self.q_bits}")
+        if not 2 <= self.msb_bits <= 12:
+            raise ConfigError(f"msb_bits must be in 2..12, not {self.msb_bits}")
+        if not 1 <= self.lsb_bits <= 8:
+            raise ConfigError(f"lsb_bits must be in 1..8, not {self.lsb_bits}")
+        if self.msb_bits + self.lsb_bits > 12:
+            raise ConfigError(f"msb_bits + lsb_bits must be at most 12 (the on-chip value "
+                              f"width), not {self.msb_bits} + {self.lsb_bits}")
+        if not self.score.signed or not 4 <= self.score.width <= 24 \
+                or not 1 <= self.score.frac <= 10 or self.score.frac >= self.score.width - 1:
+            raise ConfigError(f"score must be signed, 4..24 bits wide with 1..10 fraction "
+                              f"bits and at least one integer bit, not {self.score}")
+        if not 4 <= self.scale_bits <= 24:
+            raise ConfigError(f"scale_bits must be in 4..24, not {self.scale_bits}")
+        if not 8 <= self.exp_bits <= 24:
+            raise ConfigError(f"exp_bits must be in 8..24, not {self.exp_bits}")
+        if self.prob.signed or self.prob.width != self.prob.frac or not 4 <= self.prob.width <= 16:
+            raise ConfigError(f"prob must be unsigned with only fraction bits, 4..16 wide "
+                              f"(like u11f11), not {self.prob}")
+        if not self.prob.frac + 1 <= self.recip_bits <= 24:
+            raise ConfigError(f"recip_bits must be in prob.frac + 1 ({self.prob.frac + 1})"
+                              f"..24, not {self.recip_bits}")
+        if not self.out.signed or not 4 <= self.out.width <= 24 \
+                or not 0 <= self.out.frac <= self.prob.frac:
+            raise ConfigError(f"out must be signed, 4..24 bits wide with 0..prob.frac "
+                              f"({self.prob.frac}) fraction bits, not {self.out}")
+
+    # Derived quantities: computed here only.
+    @property
+    def keys_per_cycle(self) -> int:
+        """Keys the Q·K array takes per cycle (also the softmax lanes)."""
+        return self.qk_multipliers // self.head_dim
+
+    @property
+    def lanes(self) -> int:
+        """Softmax lanes: scores per beat from the Q·K array to the top-k."""
+        return self.keys_per_cycle
+
+    @property
+    def pv_rows(self) -> int:
+        """(probability, V row) pairs the prob·V array takes per cycle."""
+        return self.pv_multipliers // self.head_dim
+
+    @property
+    def value_bits(self) -> int:
+        """Width of a full K or V value (MSB and LSB planes together), signed."""
+        return self.msb_bits + self.lsb_bits
+
+    @property
+    def acc_bits(self) -> int:
+        """Q·K accumulator width: ``|q·k| <= D * 2**(q_bits-1) * 2**(value_bits-1)`` needs
+        ``q_bits + value_bits + log2(D)`` signed bits, so the sum cannot overflow."""
+        return self.q_bits + self.value_bits + ceil_log2(self.head_dim)
+
+    @property
+    def shift_bits(self) -> int:
+        """Width of the runtime score shift (0..63)."""
+        return 6
+
+    @property
+    def exp_width(self) -> int:
+        """Width of an exponential ``e`` in ``0..2**exp_bits``."""
+        return self.exp_bits + 1
+
+    @property
+    def tag(self) -> str:
+        return (f"d{self.head_dim}-m{self.qk_multipliers}-v{self.pv_multipliers}"
+                f"-q{self.q_bits}-k{self.msb_bits}+{self.lsb_bits}-{self.score}"
+                f"-x{self.scale_bits}-e{self.exp_bits}-r{self.recip_bits}-{self.prob}-{self.out}")
+
+
+@dataclass(frozen=True, kw_only=True)
 class SpAttenConfig:
     """The whole accelerator: one sub-config per block."""
 
     name: str = "custom"
     topk: TopKConfig = field(default_factory=TopKConfig)
+    attn: AttentionConfig = field(default_factory=AttentionConfig)
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
             raise ConfigError(f"name must be a non-empty string, not {self.name!r}")
         if not isinstance(self.topk, TopKConfig):
             raise ConfigError(f"topk must be a TopKConfig, not {self.topk!r}")
+        if not isinstance(self.attn, AttentionConfig):
+            raise ConfigError(f"attn must be an AttentionConfig, not {self.attn!r}")
+        # Cross-block rules: the local-value top-k ranks probabilities of one score row.
+        a, t = self.attn, self.topk
+        if a.prob.width >= t.score.width:
+            raise ConfigError(f"attn.prob ({a.prob}) must be narrower than topk.score "
+                              f"({t.score}): probabilities are the top-k's scores")
+        if t.lanes % a.lanes:
+            raise ConfigError(f"topk.lanes ({t.lanes}) must be a multiple of attn.lanes "
+                              f"(qk_multipliers / head_dim = {a.lanes})")
+        if t.lanes % a.pv_rows:
+            raise ConfigError(f"topk.lanes ({t.lanes}) must be a multiple of attn.pv_rows "
+                              f"(pv_multipliers / head_dim = {a.pv_rows})")
 
     @property
     def tag(self) -> str:
-        return f"{self.name}-{self.topk.tag}"
+        return f"{self.name}-{self.topk.tag}-{self.attn.tag}"
 
     # Serialisation --------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -179,7 +326,7 @@ def _to_dict(obj) -> dict:
     return out
 
 
-_NESTED = {"topk": TopKConfig}
+_NESTED = {"topk": TopKConfig, "attn": AttentionConfig}
 
 
 def _from_dict(cls, d: dict, prefix: str):

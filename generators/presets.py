@@ -4,24 +4,47 @@
 - ``paper``: SpAtten's full configuration (HPCA 2021, Table/Section V): 16 top-k lanes
   (16 comparators per comparator array), 1024-token capacity, 12-bit on-chip values.
 - ``eighth``: SpAtten 1/8 (128 multipliers instead of 1024, 2 HBM channels). The top-k lanes
-  are scaled with the multipliers (16 / 8 = 2): at D = 64 the 1/8 Q·K array produces one
-  score per cycle, so 2 lanes keep the engine ahead of it. Capacity stays 1024 tokens.
+  are scaled with the multipliers (16 / 8 = 2): at D = 64 the 1/8 Q·K array (64 of the 128
+  multipliers) produces one score per cycle, so 2 lanes keep the engine ahead of it; the
+  other 64 multipliers form the prob·V array. Capacity stays 1024 tokens.
+
+The attention datapath (``attn``): ``paper`` is SpAtten's 512 + 512 multipliers at D = 64
+(8 keys and 8 (probability, V row) pairs per cycle, 8 softmax lanes), 12-bit Q, K and V as
+8 MSB + 4 LSB planes, 11-bit probabilities, 12-bit outputs. ``ci`` shrinks everything
+(D = 16, 2 keys per cycle, 4 + 4 planes) so Icarus runs fast.
 """
 
 from __future__ import annotations
 
-from .config import ConfigError, SpAttenConfig, TopKConfig
+from .config import AttentionConfig, ConfigError, SpAttenConfig, TopKConfig
 from .numerics import QFormat
 
 __all__ = ["PRESETS", "get_config"]
 
 PRESETS: dict[str, SpAttenConfig] = {
-    "ci": SpAttenConfig(name="ci", topk=TopKConfig(
-        lanes=4, capacity=64, score=QFormat(8, 0), radix_bits=4, buffers=2)),
-    "paper": SpAttenConfig(name="paper", topk=TopKConfig(
-        lanes=16, capacity=1024, score=QFormat(12, 0), radix_bits=6, buffers=2)),
-    "eighth": SpAttenConfig(name="eighth", topk=TopKConfig(
-        lanes=2, capacity=1024, score=QFormat(12, 0), radix_bits=6, buffers=2)),
+    "ci": SpAttenConfig(
+        name="ci",
+        topk=TopKConfig(lanes=4, capacity=64, score=QFormat(8, 0), radix_bits=4, buffers=2),
+        attn=AttentionConfig(
+            head_dim=16, qk_multipliers=32, pv_multipliers=32, q_bits=8, msb_bits=4,
+            lsb_bits=4, score=QFormat(12, 6), scale_bits=12, exp_bits=12, recip_bits=10,
+            prob=QFormat(7, 7, signed=False), out=QFormat(10, 2))),
+    "paper": SpAttenConfig(
+        name="paper",
+        topk=TopKConfig(lanes=16, capacity=1024, score=QFormat(12, 0), radix_bits=6,
+                        buffers=2),
+        attn=AttentionConfig(
+            head_dim=64, qk_multipliers=512, pv_multipliers=512, q_bits=12, msb_bits=8,
+            lsb_bits=4, score=QFormat(16, 8), scale_bits=16, exp_bits=20, recip_bits=14,
+            prob=QFormat(11, 11, signed=False), out=QFormat(12, 0))),
+    "eighth": SpAttenConfig(
+        name="eighth",
+        topk=TopKConfig(lanes=2, capacity=1024, score=QFormat(12, 0), radix_bits=6,
+                        buffers=2),
+        attn=AttentionConfig(
+            head_dim=64, qk_multipliers=64, pv_multipliers=64, q_bits=12, msb_bits=8,
+            lsb_bits=4, score=QFormat(16, 8), scale_bits=16, exp_bits=20, recip_bits=14,
+            prob=QFormat(11, 11, signed=False), out=QFormat(12, 0))),
 }
 
 

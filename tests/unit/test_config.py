@@ -43,7 +43,10 @@ def test_preset_tags_unique():
 def test_paper_preset_values():
     t = PRESETS["paper"].topk
     assert (t.lanes, t.capacity, t.score) == (16, 1024, QFormat(12, 0))
-    assert PRESETS["paper"].tag == "paper-p16-n1024-s12f0-r6-b2"
+    assert PRESETS["paper"].tag.startswith("paper-p16-n1024-s12f0-r6-b2-d64-m512-v512")
+    a = PRESETS["paper"].attn
+    assert (a.head_dim, a.keys_per_cycle, a.pv_rows, a.value_bits) == (64, 8, 8, 12)
+    assert a.acc_bits == 12 + 12 + 6
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
