@@ -270,7 +270,11 @@ class SpAttenConfig:
             raise ConfigError(f"topk must be a TopKConfig, not {self.topk!r}")
         if not isinstance(self.attn, AttentionConfig):
             raise ConfigError(f"attn must be an AttentionConfig, not {self.attn!r}")
-        # Cross-block rules: the local-value top-k ranks probabilities of one score row.
+
+    def check_head(self) -> "SpAttenConfig":
+        """Raise :class:`ConfigError` unless the top-k and attention configs fit together in
+        one head pipeline (checked by every block that joins them, not here, so that a config
+        for the top-k engine alone need not describe a matching datapath)."""
         a, t = self.attn, self.topk
         if a.prob.width >= t.score.width:
             raise ConfigError(f"attn.prob ({a.prob}) must be narrower than topk.score "
@@ -281,6 +285,7 @@ class SpAttenConfig:
         if t.lanes % a.pv_rows:
             raise ConfigError(f"topk.lanes ({t.lanes}) must be a multiple of attn.pv_rows "
                               f"(pv_multipliers / head_dim = {a.pv_rows})")
+        return self
 
     @property
     def tag(self) -> str:

@@ -178,7 +178,7 @@ class PassResult:
 def head_pass(cfg: SpAttenConfig, q, kmsb, klsb, vmsb, vlsb, params: PassParams) -> PassResult:
     """Steps 1–5 for one query against ``n`` keys; ``vmsb``/``vlsb`` hold all ``n`` V rows
     (the hardware fetches only the kept ones)."""
-    params.check(cfg)
+    params.check(cfg.check_head())
     a = cfg.attn
     kmsb = np.asarray(kmsb).reshape(-1, a.head_dim)
     n = kmsb.shape[0]
