@@ -71,14 +71,18 @@ def cmd_sim(args) -> int:
     r = run_cocotb(cfg, args.block, simulator=args.simulator, packets=per, seed=args.seed,
                    stalls=stalls, waves=args.waves or None)
     runs = r.result.get("runs", [])
+    unit = "packets" if args.block == "topk" else "passes"
     for x in runs:
-        print(f"stall in/out {x['stall'][0]:.1f}/{x['stall'][1]:.1f}: packets {x['packets']}, "
-              f"matched {x['matched']}, cycles {x['cycles']}, mismatches {x['mismatches']}")
+        extra = (f"matched {x['matched']}" if unit == "packets" else
+                 f"queries {x['queries']} ({x['refetched']} refetched), beats checked "
+                 + ", ".join(f"{k} {v}" for k, v in sorted(x["beats"].items())))
+        print(f"stall in/out {x['stall'][0]:.1f}/{x['stall'][1]:.1f}: {unit} {x[unit]}, "
+              f"{extra}, cycles {x['cycles']}, mismatches {x['mismatches']}")
         if x["first"]:
             print(f"  {x['first']}")
-    total = sum(x["packets"] for x in runs)
+    total = sum(x[unit] for x in runs)
     bad = sum(x["mismatches"] for x in runs)
-    print(f"{args.block} [{cfg.tag}] on {args.simulator}, seed {args.seed}: {total} packets, "
+    print(f"{args.block} [{cfg.tag}] on {args.simulator}, seed {args.seed}: {total} {unit}, "
           f"{sum(x['cycles'] for x in runs)} cycles, {bad} mismatches, "
           f"{time.time() - t0:.1f} s (logs: {r.build_dir})")
     if r.waves:
@@ -113,17 +117,51 @@ def run_synth_block(cfg, block: str, target: str, out: Path, liberty=None,
     return row
 
 
+# The head pipeline's parts, synthesized one by one for the area breakdown.
+HEAD_PARTS = ("qk", "softmax", "topk", "pv")
+# The size column of each target that the breakdown's shares are computed from.
+SIZE_METRIC = {"cmos": "transistors", "asic": "area_um2", "ice40": "lut", "ecp5": "lut",
+               "xc7": "lut"}
+
+
+def area_breakdown(rows: list[dict], target: str) -> list[dict]:
+    """Add each part's share of the head (the ``head`` row) and a row for the glue (FIFOs,
+    forks, adapters: the head minus its parts)."""
+    metric = SIZE_METRIC[target]
+    by = {r["block"]: r for r in rows}
+    head = by["head"].get(metric)
+    out = []
+    for r in rows:
+        v = r.get(metric)
+        out.append({**r, "share": f"{100 * v / head:.1f} %" if head and v is not None else "-"})
+    parts = [by[b].get(metric) for b in HEAD_PARTS if b in by]
+    if head is not None and None not in parts and len(parts) == len(HEAD_PARTS):
+        glue = head - sum(parts)
+        out.insert(len(HEAD_PARTS), {"block": "glue (head - parts)", "config": rows[0]["config"],
+                                     "target": target, metric: round(glue, 1),
+                                     "share": f"{100 * glue / head:.1f} %"})
+    return out
+
+
 def cmd_synth(args) -> int:
     cfg = _config(args.config)
-    out = Path(args.out) / args.block / cfg.tag
     liberty = Path(args.liberty) if args.liberty else None
     if liberty is not None and args.target != "asic":
         raise CliError(f"--liberty applies to --target asic, not {args.target}")
-    _progress(f"synthesizing {args.block} [{cfg.tag}] for {args.target}")
-    row = run_synth_block(cfg, args.block, args.target, out, liberty, args.memory)
-    print(_table([row], ["block", "config", "target"] + SYNTH_COLUMNS[args.target]))
-    path = out / args.target / "result.json"
-    print(f"JSON: {path}")
+    if args.breakdown and args.block != "head":
+        raise CliError(f"--breakdown applies to the head block, not {args.block}")
+    blocks = [*HEAD_PARTS, "head"] if args.breakdown else [args.block]
+    rows = []
+    for block in blocks:
+        out = Path(args.out) / block / cfg.tag
+        _progress(f"synthesizing {block} [{cfg.tag}] for {args.target}")
+        rows.append(run_synth_block(cfg, block, args.target, out, liberty, args.memory))
+        print(f"JSON: {out / args.target / 'result.json'}")
+    cols = ["block", "config", "target"] + SYNTH_COLUMNS[args.target]
+    if args.breakdown:
+        rows = area_breakdown(rows, args.target)
+        cols.insert(3 + cols[3:].index(SIZE_METRIC[args.target]) + 1, "share")
+    print(_table(rows, cols))
     return 0
 
 
@@ -216,15 +254,62 @@ def _plot(rows, path: Path, cfg):
     plt.close(fig)
 
 
+HEAD_COLUMNS = ["L", "keep", "cycles/pass", "Q·K busy cycles/pass", "Q·K utilization",
+                "latency (cycles)", "passes"]
+
+
+def bench_head(cfg, *, sizes, packets: int, simulator: str, seed: int, out: Path) -> list[dict]:
+    """Head pipeline timing from RTL simulation: for each L, keep = L/4 and keep = L."""
+    from sim.runner import run_cocotb
+
+    cap = cfg.topk.capacity
+    if max(sizes) > cap:
+        raise CliError(f"--sizes must be at most the capacity {cap}, not {max(sizes)}")
+    pairs = [(n, k) for n in sizes for k in (n // 4, n)]
+    _progress(f"bench head: {len(pairs)} points x {packets} passes on {simulator} "
+              f"[{cfg.tag}]")
+    r = run_cocotb(cfg, "head", simulator=simulator, packets=packets, seed=seed,
+                   stalls="0:0", bench=",".join(f"{n}:{k}" for n, k in pairs))
+    if not r.ok:
+        raise CliError(f"head bench failed in simulation; see {r.build_dir / 'sim.log'}")
+    lat = {(x["n"], x["keep"]): x["latency"] for x in r.result.get("latency", [])}
+    rows = []
+    for x in r.result.get("throughput", []):
+        key = (x["n"], x["keep"])
+        rows.append({"L": x["n"], "keep": x["keep"],
+                     "cycles/pass": round(x["cycles_per_pass"], 1),
+                     "Q·K busy cycles/pass": x["qk_busy_per_pass"],
+                     "Q·K utilization": f"{100 * x['qk_utilization']:.1f} %",
+                     "latency (cycles)": (f"{min(lat[key])}..{max(lat[key])}"
+                                          if lat.get(key) else "-"),
+                     "passes": x["passes"]})
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "head_bench.json").write_text(json.dumps(rows, indent=2))
+    md = (f"Head pipeline, `{cfg.name}` ({cfg.attn.keys_per_cycle} keys/cycle, "
+          f"{cfg.attn.pv_rows} V rows/cycle), {simulator} RTL simulation, full-precision "
+          f"passes back to back, no stalls; latency = query beat in to output beat out of an "
+          f"isolated pass.\n\n" + _table(rows, HEAD_COLUMNS))
+    (out / "head_bench.md").write_text(md)
+    return rows
+
+
 def cmd_bench(args) -> int:
     cfg = _config(args.config)
+    default = {"topk": "128,256,512,1024", "head": "128,512,1024"}[args.block]
+    text = args.sizes or default
     try:
-        sizes = [int(s) for s in args.sizes.split(",")]
+        sizes = [int(s) for s in text.split(",")]
     except ValueError:
-        raise CliError(f"--sizes must be comma-separated integers, not {args.sizes!r}") from None
+        raise CliError(f"--sizes must be comma-separated integers, not {text!r}") from None
     if any(s < 8 for s in sizes):
         raise CliError(f"--sizes must all be at least 8, not {min(sizes)}")
     out = Path(args.out)
+    if args.block == "head":
+        bench_head(cfg, sizes=sizes, packets=args.packets, simulator=args.simulator,
+                   seed=args.seed, out=out)
+        print((out / "head_bench.md").read_text())
+        print(f"wrote {out / 'head_bench.md'}, {out / 'head_bench.json'}")
+        return 0
     bench_topk(cfg, sizes=sizes, packets=args.packets, simulator=args.simulator,
                seed=args.seed, out=out)
     print((out / "topk_latency.md").read_text())
@@ -289,19 +374,28 @@ def _parser() -> argparse.ArgumentParser:
     y.add_argument("--liberty", help="liberty file for --target asic (default: OSU 0.18 um)")
     y.add_argument("--memory", choices=["macro", "flops"], default="macro",
                    help="cmos/asic: memories as SRAM macros (default) or flip-flops (slow)")
+    y.add_argument("--breakdown", action="store_true",
+                   help="head only: also synthesize its parts (qk, softmax, topk, pv) and "
+                        "give each one's share of the head")
     y.add_argument("--out", default="build/synth", help="output folder")
     y.set_defaults(func=cmd_synth)
 
-    b = sub.add_parser("bench", help="latency from RTL simulation",
-                       description="Latency (mean, p99, max cycles from the last input beat "
-                                   "to the last output beat) from RTL simulation on random "
-                                   "data for n in --sizes x k in {n/8, n/4, n/2}, beside the "
-                                   "2n/P bound and the SpAtten authors' latency model. Writes "
-                                   "CSV, a markdown table and a PNG plot.")
-    b.add_argument("block", choices=["topk"], help="the block to benchmark")
+    b = sub.add_parser("bench", help="latency and throughput from RTL simulation",
+                       description="topk: latency (mean, p99, max cycles from the last input "
+                                   "beat to the last output beat) on random data for n in "
+                                   "--sizes x k in {n/8, n/4, n/2}, beside the 2n/P bound and "
+                                   "the SpAtten authors' latency model; writes CSV, a markdown "
+                                   "table and a PNG plot. head: for L in --sizes and keep in "
+                                   "{L/4, L}, steady-state cycles per pass, Q·K multiplier "
+                                   "utilization and the latency of an isolated pass; writes "
+                                   "a markdown table and JSON.")
+    b.add_argument("block", choices=["topk", "head"], help="the block to benchmark")
     b.add_argument("--config", default="paper", help=f"{cfg_help} (default: paper)")
-    b.add_argument("--sizes", default="128,256,512,1024", help="packet sizes n")
-    b.add_argument("--packets", type=int, default=20, help="packets per (n, k) point")
+    b.add_argument("--sizes", default=None,
+                   help="packet sizes n / row lengths L (default: 128,256,512,1024 for topk, "
+                        "128,512,1024 for head)")
+    b.add_argument("--packets", type=int, default=20,
+                   help="packets (topk) or passes (head) per point")
     b.add_argument("--simulator", choices=["icarus", "verilator"], default="verilator")
     b.add_argument("--seed", type=int, default=1)
     b.add_argument("--out", default="build/bench", help="output folder")

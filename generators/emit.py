@@ -19,6 +19,11 @@ __all__ = ["BLOCKS", "Emitted", "emit", "build_component", "top_name"]
 # block name → (top-level Verilog name, description)
 BLOCKS = {
     "topk": ("spatten_topk", "parallel order-preserving top-k engine (radix select)"),
+    "qk": ("spatten_qk", "Q·K array with progressive MSB/LSB quantization and score scaling"),
+    "softmax": ("spatten_softmax", "fixed-point base-2 softmax with the refetch decision"),
+    "pv": ("spatten_pv", "prob·V broadcast-multiply-reduce array"),
+    "head": ("spatten_head", "per-head attention pipeline: Q·K, softmax, local value "
+                             "pruning, prob·V"),
 }
 
 
@@ -47,6 +52,22 @@ def build_component(cfg: SpAttenConfig, block: str):
         from hdl.topk import TopK
 
         return TopK(cfg.topk)
+    if block == "qk":
+        from hdl.attn.qk import QKArray
+
+        return QKArray(cfg)
+    if block == "softmax":
+        from hdl.attn.softmax import Softmax
+
+        return Softmax(cfg)
+    if block == "pv":
+        from hdl.attn.pv import ProbV
+
+        return ProbV(cfg)
+    if block == "head":
+        from hdl.attn.head import Head
+
+        return Head(cfg)
     raise AssertionError(block)  # pragma: no cover - BLOCKS and this switch agree
 
 

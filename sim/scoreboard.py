@@ -15,7 +15,8 @@ import numpy as np
 from generators.config import TopKConfig
 from sim.golden.topk import topk_engine
 
-__all__ = ["input_beats", "expected_beats", "Scoreboard", "Mismatch"]
+__all__ = ["input_beats", "expected_beats", "Scoreboard", "Mismatch", "StreamChecker",
+           "first_difference"]
 
 
 def input_beats(cfg: TopKConfig, scores, k: int) -> list[dict]:
@@ -123,3 +124,72 @@ class Scoreboard:
         if self.first is not None:
             return f"{self.mismatches} mismatching beats{where}; first: {self.first}"
         return f"{len(self._queue)} packets never came out{where} (first: {self._queue[0][0]})"
+
+
+def first_difference(got, expected, path: str = "") -> str | None:
+    """The path of the first field where two unpacked beats differ (``None`` if equal):
+    ``"data[3]"``, ``"meta.keep"``, ``"msb[1][7]"``."""
+    if isinstance(expected, dict):
+        for name, value in expected.items():
+            d = first_difference(got[name], value, f"{path}.{name}" if path else name)
+            if d:
+                return d
+        return None
+    if isinstance(expected, list):
+        for j, value in enumerate(expected):
+            d = first_difference(got[j], value, f"{path}[{j}]")
+            if d:
+                return d
+        return None
+    return None if int(got) == int(expected) else f"{path} (got {int(got)}, expected {expected})"
+
+
+@dataclass
+class StreamChecker:
+    """In-order comparison of the beats of several output streams with expected beats.
+
+    ``expect(stream, beats)`` appends expected beats; ``got(stream, beat)`` checks one. A
+    beat that arrives with nothing expected is a mismatch (a duplicate or an invented beat);
+    :meth:`finish` reports expected beats that never came (drops).
+    """
+
+    context: str = ""
+    mismatches: int = 0
+    first: str | None = None
+    checked: dict = field(default_factory=dict)
+    _queue: dict = field(default_factory=dict)
+
+    def expect(self, stream: str, beats):
+        self._queue.setdefault(stream, []).extend(beats)
+
+    def got(self, stream: str, beat: dict):
+        q = self._queue.setdefault(stream, [])
+        n = self.checked.get(stream, 0)
+        self.checked[stream] = n + 1
+        if not q:
+            self._fail(f"{stream} beat {n}: an extra beat (nothing expected)")
+            return
+        want = q.pop(0)
+        d = first_difference(beat, want)
+        if d:
+            self._fail(f"{stream} beat {n}: {d}")
+
+    def pending(self, stream: str | None = None) -> int:
+        if stream is not None:
+            return len(self._queue.get(stream, []))
+        return sum(len(q) for q in self._queue.values())
+
+    def _fail(self, text: str):
+        self.mismatches += 1
+        if self.first is None:
+            self.first = text
+
+    def finish(self) -> str | None:
+        """``None`` when everything matched and nothing is missing, else a one-line report."""
+        where = f" [{self.context}]" if self.context else ""
+        if self.first is not None:
+            return f"{self.mismatches} mismatching beats{where}; first: {self.first}"
+        missing = {s: len(q) for s, q in self._queue.items() if q}
+        if missing:
+            return f"beats never came out{where}: {missing}"
+        return None

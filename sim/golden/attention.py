@@ -206,14 +206,14 @@ def scale_for(factor: float, cfg: AttentionConfig) -> tuple[int, int]:
     if not (isinstance(factor, (int, float)) and math.isfinite(factor) and factor > 0):
         raise ValueError(f"factor must be a positive finite number, not {factor!r}")
     top = (1 << cfg.scale_bits) - 1
+    if factor >= top + 0.5:
+        raise ValueError(f"factor {factor:g} needs more than scale_bits = {cfg.scale_bits} "
+                         f"bits at shift 0")
     for shift in range((1 << cfg.shift_bits) - 1, -1, -1):
         scale = round(factor * 2.0 ** shift)
         if scale <= top:
             if scale == 0:
                 break
             return scale, shift
-    if round(factor) > top:
-        raise ValueError(f"factor {factor:g} needs more than scale_bits = {cfg.scale_bits} "
-                         f"bits at shift 0")
     raise ValueError(f"factor {factor:g} is too small for a {cfg.scale_bits}-bit scale and "
                      f"a shift of at most {(1 << cfg.shift_bits) - 1}")

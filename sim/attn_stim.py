@@ -1,0 +1,197 @@
+"""Stimulus and expected beats for the attention datapath (``hdl.attn``), from the golden model.
+
+One place turns golden-model arrays into stream beats with the hardware's own layouts
+(``hdl.attn.layouts``), for the cocotb testbenches, the amaranth.sim tests and the benches:
+
+- :func:`random_pass`: a query with its K and V rows and runtime parameters, of a chosen
+  *kind*: ``random`` (scores spread over a few octaves: usually refetched when MSB-only),
+  ``peaked`` (one key aligned with the query: a confident row, never refetched), ``flat``
+  (tiny scale: near-uniform probabilities);
+- ``*_beats``: one pass's input beats per stream, and the expected output beats of each
+  block (dicts for ``layout.const``; every output bit is specified, unused lanes are 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from generators.config import SpAttenConfig
+from generators.numerics import QFormat
+
+from .golden.attention import PassParams, PassResult, head_pass, join_planes, scale_for
+
+__all__ = ["Pass", "random_pass", "query_beat", "key_beats", "score_beats", "decision_beat",
+           "prob_beats", "chunk_beats", "vreq_beats", "value_beat", "out_beat", "KINDS",
+           "meta_of"]
+
+KINDS = ("random", "peaked", "flat")
+
+
+@dataclass
+class Pass:
+    """One pass of one query: inputs and the golden result."""
+
+    q: np.ndarray  # (D,)
+    kmsb: np.ndarray  # (n, D)
+    klsb: np.ndarray
+    vmsb: np.ndarray  # (n, D)
+    vlsb: np.ndarray
+    params: PassParams
+    result: PassResult
+
+    @property
+    def n(self) -> int:
+        return self.kmsb.shape[0]
+
+
+def _chunks(n: int, size: int):
+    """``(start, count, last)`` of each beat of an ``n``-element row (one beat if empty)."""
+    if n == 0:
+        return [(0, 0, True)]
+    return [(s, min(size, n - s), s + size >= n) for s in range(0, n, size)]
+
+
+def _planes(cfg, rng, shape):
+    a = cfg.attn
+    vfmt = QFormat(a.value_bits, 0)
+    vals = rng.integers(vfmt.min_raw, vfmt.max_raw + 1, size=shape)
+    return vals >> a.lsb_bits, vals & ((1 << a.lsb_bits) - 1)
+
+
+def random_pass(cfg: SpAttenConfig, rng: np.random.Generator, n: int, *, kind: str = "random",
+                keep: int | None = None, msb_only: int | None = None,
+                threshold: int | None = None) -> Pass:
+    """A pass of ``n`` keys whose scores follow ``kind`` (see the module docstring)."""
+    a = cfg.attn
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    qfmt = QFormat(a.q_bits, 0)
+    q = rng.integers(qfmt.min_raw, qfmt.max_raw + 1, size=a.head_dim)
+    kmsb, klsb = _planes(cfg, rng, (n, a.head_dim))
+    vmsb, vlsb = _planes(cfg, rng, (n, a.head_dim))
+    if kind == "peaked" and n:
+        j = int(rng.integers(n))
+        # The key most aligned with q: the largest score by far.
+        kmsb[j] = np.where(q >= 0, (1 << (a.msb_bits - 1)) - 1, -(1 << (a.msb_bits - 1)))
+    # Scale so that the spread of scores is a few octaves (random), wide (peaked) or tiny
+    # (flat); the standard deviation of q·k for uniform operands sets the unit.
+    acc_sd = np.sqrt(a.head_dim) * (2.0 ** (a.q_bits - 1)) * (2.0 ** (a.value_bits - 1)) / 3
+    octaves = {"random": 3.0, "peaked": 2.0, "flat": 0.05}[kind]
+    factor = octaves * 2 ** a.score.frac / acc_sd * float(rng.uniform(0.5, 2.0))
+    scale, shift = scale_for(factor, a)
+    if keep is None:
+        keep = int(rng.integers(0, n + 2)) if n else int(rng.integers(0, 3))
+    if msb_only is None:
+        msb_only = int(rng.integers(2))
+    if threshold is None:
+        threshold = int(rng.integers(0, a.prob.max_raw // 4 + 1))
+    params = PassParams(scale=scale, shift=shift, keep=keep, threshold=threshold,
+                        msb_only=msb_only)
+    result = head_pass(cfg, q, kmsb, klsb, vmsb, vlsb, params)
+    return Pass(q, kmsb, klsb, vmsb, vlsb, params, result)
+
+
+def meta_of(params: PassParams) -> dict:
+    return {"keep": params.keep, "threshold": params.threshold, "msb_only": params.msb_only}
+
+
+def query_beat(cfg: SpAttenConfig, p: Pass) -> dict:
+    return {"q": [int(x) for x in p.q], "scale": p.params.scale, "shift": p.params.shift,
+            "meta": meta_of(p.params)}
+
+
+def _rows(msb, lsb, start, count, width, D):
+    zero = [0] * D
+    rm = [[int(x) for x in msb[start + j]] if j < count else zero for j in range(width)]
+    rl = [[int(x) for x in lsb[start + j]] if j < count else zero for j in range(width)]
+    return rm, rl
+
+
+def key_beats(cfg: SpAttenConfig, p: Pass) -> list[dict]:
+    a = cfg.attn
+    out = []
+    for s, c, last in _chunks(p.n, a.keys_per_cycle):
+        rm, rl = _rows(p.kmsb, p.klsb, s, c, a.keys_per_cycle, a.head_dim)
+        out.append({"msb": rm, "lsb": rl, "count": c, "last": int(last)})
+    return out
+
+
+def _lane_beats(values, lanes: int, meta: dict | None) -> list[dict]:
+    out = []
+    for s, c, last in _chunks(len(values), lanes):
+        beat = {"data": [int(values[s + j]) if j < c else 0 for j in range(lanes)],
+                "count": c if last else lanes, "last": int(last)}
+        if meta is not None:
+            beat["meta"] = meta
+        out.append(beat)
+    return out
+
+
+def score_beats(cfg: SpAttenConfig, p: Pass) -> list[dict]:
+    """Q·K array output of the pass (one beat per key beat)."""
+    return _lane_beats(p.result.score, cfg.attn.lanes, meta_of(p.params))
+
+
+def decision_beat(cfg: SpAttenConfig, p: Pass) -> dict:
+    sm = p.result.softmax
+    return {"refetch": int(p.result.refetch), "pmax": sm.pmax,
+            "truncated": int(p.result.truncated)}
+
+
+def prob_beats(cfg: SpAttenConfig, p: Pass) -> list[dict]:
+    """Softmax output of an accepted pass (none for a refetched one)."""
+    if p.result.refetch:
+        return []
+    return _lane_beats(p.result.probs, cfg.attn.lanes, meta_of(p.params))
+
+
+def chunk_beats(cfg: SpAttenConfig, p: Pass) -> list[dict]:
+    """Kept (index, probability) chunks of an accepted pass."""
+    if p.result.refetch:
+        return []
+    r = cfg.attn.pv_rows
+    idx, prob = p.result.kept_index, p.result.kept_prob
+    return [{"prob": [int(prob[s + j]) if j < c else 0 for j in range(r)],
+             "index": [int(idx[s + j]) if j < c else 0 for j in range(r)],
+             "count": c, "msb_only": p.params.msb_only, "last": int(last)}
+            for s, c, last in _chunks(len(idx), r)]
+
+
+def vreq_beats(cfg: SpAttenConfig, p: Pass) -> list[dict]:
+    return [{"index": c["index"], "count": c["count"], "last": c["last"]}
+            for c in chunk_beats(cfg, p)]
+
+
+def value_beat(cfg: SpAttenConfig, p: Pass, vreq: dict, rng: np.random.Generator | None = None
+               ) -> dict:
+    """The host's answer to one V request: the requested rows (rows past ``count`` are
+    random when ``rng`` is given, to prove the hardware ignores them)."""
+    a = cfg.attn
+    msb, lsb = [], []
+    for j in range(a.pv_rows):
+        if j < vreq["count"]:
+            i = vreq["index"][j]
+            msb.append([int(x) for x in p.vmsb[i]])
+            lsb.append([int(x) for x in p.vlsb[i]])
+        elif rng is not None:
+            m, l_ = _planes(cfg, rng, (a.head_dim,))
+            msb.append([int(x) for x in m])
+            lsb.append([int(x) for x in l_])
+        else:
+            msb.append([0] * a.head_dim)
+            lsb.append([0] * a.head_dim)
+    return {"msb": msb, "lsb": lsb}
+
+
+def out_beat(cfg: SpAttenConfig, p: Pass) -> list[dict]:
+    """The attention output of an accepted pass (a one-element list; empty if refetched)."""
+    if p.result.refetch:
+        return []
+    return [{"data": [int(x) for x in p.result.out]}]
+
+
+def values_used(cfg: SpAttenConfig, p: Pass) -> np.ndarray:
+    """The V values the pass multiplies with (planes joined for its precision)."""
+    return join_planes(p.vmsb, p.vlsb, p.params.msb_only, cfg.attn)
