@@ -64,7 +64,8 @@ def record(key: str, value):
 
 def edge_sizes(cfg: SpAttenConfig) -> list[int]:
     lanes, cap = cfg.attn.lanes, cfg.topk.capacity
-    return sorted({0, 1, max(1, lanes - 1), lanes + 1, cap, cap + 3})
+    sizes = [0, cap, 1, cap + 3, max(1, lanes - 1), lanes + 1]
+    return [n for j, n in enumerate(sizes) if n not in sizes[:j]]
 
 
 def make_queries(cfg: SpAttenConfig, rng: np.random.Generator, count: int) -> list[list]:
