@@ -99,7 +99,7 @@ SYNTH_COLUMNS = {
     "asic": ["area_um2", "sequential_area_um2", "nand2_eq", "ff", "critical_path_ns",
              "fmax_mhz", "memory_bits", "memory_macros", "area_excludes"],
     "ice40": ["lut", "carry", "ff", "bram", "fmax_mhz", "device", "note"],
-    "ecp5": ["lut", "carry", "ff", "bram", "dsp", "fmax_mhz", "device"],
+    "ecp5": ["lut", "carry", "ff", "bram", "dsp", "fmax_mhz", "device", "note"],
     "xc7": ["lut", "carry", "ff", "bram", "dsp", "device"],
 }
 

@@ -83,10 +83,10 @@ def random_pass(cfg: SpAttenConfig, rng: np.random.Generator, n: int, *, kind: s
     scale, shift = scale_for(factor, a)
     if keep is None:
         keep = int(rng.integers(0, n + 2)) if n else int(rng.integers(0, 3))
-    if msb_only is None:
-        msb_only = int(rng.integers(2))
-    if threshold is None:
-        threshold = int(rng.integers(0, a.prob.max_raw // 4 + 1))
+    if msb_only is None:  # mostly MSB-only, as SpAtten's memory-bound generation runs
+        msb_only = int(rng.random() < 0.7)
+    if threshold is None:  # up to 1/2: both sides of the decision for every kind of row
+        threshold = int(rng.integers(0, a.prob.max_raw // 2 + 1))
     params = PassParams(scale=scale, shift=shift, keep=keep, threshold=threshold,
                         msb_only=msb_only)
     result = head_pass(cfg, q, kmsb, klsb, vmsb, vlsb, params)

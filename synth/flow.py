@@ -113,6 +113,8 @@ NEXTPNR_SEED = 1
 ICE40_DEVICE = "iCE40HX8K-CT256"
 ICE40_ARGS = ("--hx8k", "--package", "ct256")
 ICE40_IO = 206                       # SB_IO sites of the HX8K in the ct256 package
+# LFE5U-85F resources (Lattice ECP5 family data sheet): a design beyond them skips P&R.
+ECP5_CAPACITY = {"lut": 83640, "dsp": 156, "bram": 208, "ff": 83640}
 ECP5_DEVICE = "LFE5U-85F-CABGA381 (out-of-context)"
 ECP5_ARGS = ("--85k", "--package", "CABGA381", "--out-of-context")
 
@@ -462,6 +464,14 @@ def run_synth(verilog: Path, top: str, target: str, workdir: Path, *,
             say(f"nextpnr-ice40 skipped: {note}")
             metrics |= {"fmax_mhz": None, "critical_path_ns": None, "note": note}
             metrics |= {k: None for k in ("lc_used", "lc_available", "io_used", "io_available")}
+        elif target == "ecp5" and (over := [
+                f"{metrics[k]} {k.upper()} > {cap}" for k, cap in ECP5_CAPACITY.items()
+                if (metrics.get(k) or 0) > cap]):
+            note = f"does not fit the LFE5U-85F ({', '.join(over)}); resources only"
+            say(f"nextpnr-ecp5 skipped: {note}")
+            metrics |= {"fmax_mhz": None, "critical_path_ns": None, "note": note}
+            metrics |= {k: None for k in ("comb_used", "comb_available", "ff_used",
+                                          "ff_available")}
         else:
             say(f"nextpnr-{target}…")
             tools[f"nextpnr-{target}"] = _version("nextpnr", str(nextpnr)) or "unknown"

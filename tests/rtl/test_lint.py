@@ -3,15 +3,16 @@ in hdl/lint_waivers.vlt cover only the Amaranth back end's output style, each ex
 
 import pytest
 
-from generators.emit import emit
+from generators.emit import BLOCKS, emit
 from generators.presets import PRESETS
 from sim.lint import lint
 
 
 @pytest.mark.rtl
+@pytest.mark.parametrize("block", list(BLOCKS))
 @pytest.mark.parametrize("name", list(PRESETS))
-def test_verilator_lint_clean(name, tmp_path):
-    em = emit(PRESETS[name], "topk", tmp_path)
+def test_verilator_lint_clean(name, block, tmp_path):
+    em = emit(PRESETS[name], block, tmp_path)
     assert lint(em.verilog) == []
 
 
