@@ -35,7 +35,7 @@ PRESETS: dict[str, SpAttenConfig] = {
                         buffers=2),
         attn=AttentionConfig(
             head_dim=64, qk_multipliers=512, pv_multipliers=512, q_bits=12, msb_bits=8,
-            lsb_bits=4, score=QFormat(16, 8), scale_bits=16, exp_bits=20, recip_bits=14,
+            lsb_bits=4, score=QFormat(16, 8), scale_bits=16, exp_bits=22, recip_bits=14,
             prob=QFormat(11, 11, signed=False), out=QFormat(12, 0))),
     "eighth": SpAttenConfig(
         name="eighth",
@@ -43,7 +43,7 @@ PRESETS: dict[str, SpAttenConfig] = {
                         buffers=2),
         attn=AttentionConfig(
             head_dim=64, qk_multipliers=64, pv_multipliers=64, q_bits=12, msb_bits=8,
-            lsb_bits=4, score=QFormat(16, 8), scale_bits=16, exp_bits=20, recip_bits=14,
+            lsb_bits=4, score=QFormat(16, 8), scale_bits=16, exp_bits=22, recip_bits=14,
             prob=QFormat(11, 11, signed=False), out=QFormat(12, 0))),
 }
 
