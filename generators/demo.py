@@ -25,7 +25,10 @@ def run_demo(out: Path, *, quick: bool = False) -> int:
     from sim.lint import lint
     from sim.runner import run_cocotb
 
-    from .cli import SYNTH_COLUMNS, _table, bench_topk, run_synth_block
+    from sim import accuracy
+
+    from .cli import (HEAD_PARTS, SYNTH_COLUMNS, _table,
+                      area_breakdown, bench_head, bench_topk, run_synth_block)
     from .emit import emit
 
     t_start = time.time()
@@ -33,20 +36,23 @@ def run_demo(out: Path, *, quick: bool = False) -> int:
     sections = []
     ok = True
 
-    _step("1/5 generate Verilog (ci, paper, eighth)")
+    _step("1/6 generate Verilog (top-k engine and head pipeline; ci, paper, eighth)")
     gen_rows = []
     for name in ("ci", "paper", "eighth"):
-        em = emit(PRESETS[name], "topk", out / "generate" / name)
-        nlint = len(lint(em.verilog))
-        gen_rows.append({"config": name, "tag": PRESETS[name].tag, "verilog": str(em.verilog),
-                         "lines": em.verilog.read_text().count("\n"),
-                         "verilator -Wall warnings": nlint, "sha256": em.sha256[:16]})
-        print(f"    {em.verilog}: verilator --lint-only -Wall → {nlint} warnings")
-        ok &= nlint == 0
+        for block in ("topk", "head"):
+            em = emit(PRESETS[name], block, out / "generate" / name / block)
+            nlint = len(lint(em.verilog))
+            gen_rows.append({"config": name, "block": block, "verilog": str(em.verilog),
+                             "lines": em.verilog.read_text().count("\n"),
+                             "verilator -Wall warnings": nlint, "sha256": em.sha256[:16]})
+            print(f"    {em.verilog}: verilator --lint-only -Wall → {nlint} warnings")
+            ok &= nlint == 0
     sections.append("## 1. Generated Verilog\n\n" + _table(
-        gen_rows, ["config", "tag", "lines", "verilator -Wall warnings", "sha256", "verilog"]))
+        gen_rows, ["config", "block", "lines", "verilator -Wall warnings", "sha256",
+                   "verilog"]) + "\n\nConfig tags: " + "; ".join(
+        f"`{n}` = `{PRESETS[n].tag}`" for n in ("ci", "paper", "eighth")) + ".")
 
-    _step("2/5 cocotb simulation against the golden model (random bubbles and back-pressure)")
+    _step("2/6 cocotb simulation against the golden model (random bubbles and back-pressure)")
     sim_rows = []
     plan = [("ci", "icarus", 100 if quick else 250), ("paper", "verilator", 40 if quick else 150)]
     for name, simulator, packets in plan:
@@ -65,13 +71,41 @@ def run_demo(out: Path, *, quick: bool = False) -> int:
             print(f"    stall {x['stall']}: {x['matched']}/{x['packets']} packets bit-exact, "
                   f"{x['mismatches']} mismatching beats, {x['cycles']} cycles")
         ok &= r.ok
+    head_rows = []
+    plan = [("ci", "icarus", 30 if quick else 100), ("paper", "verilator", 4 if quick else 8)]
+    for name, simulator, passes in plan:
+        print(f"    head {name} on {simulator}: {2 * passes} queries"
+              + (" (Verilator build of 1024 multipliers: several minutes)"
+                 if simulator == "verilator" else ""), flush=True)
+        t0 = time.time()
+        r = run_cocotb(PRESETS[name], "head", simulator=simulator, packets=passes, seed=1,
+                       stalls="0:0,0.3:0.5")
+        for x in r.result.get("runs", []):
+            head_rows.append({"config": name, "simulator": simulator,
+                              "stall in/out": f"{x['stall'][0]}/{x['stall'][1]}",
+                              "queries": x["queries"], "refetched": x["refetched"],
+                              "passes": x["passes"], "beats checked": sum(x["beats"].values()),
+                              "mismatches": x["mismatches"], "cycles": x["cycles"],
+                              "wall s": round(time.time() - t0, 1)})
+            print(f"    stall {x['stall']}: {x['queries']} queries ({x['refetched']} "
+                  f"refetched), {sum(x['beats'].values())} beats checked, "
+                  f"{x['mismatches']} mismatching, {x['cycles']} cycles")
+        ok &= r.ok
     sections.append("## 2. Bit-exact simulation against the golden model\n\n"
+                    "### Top-k engine\n\n"
                     "Edge cases of the golden spec first (n in {0, 1, capacity} × k in "
                     "{0, 1, n-1, n, >n} × random/equal/ties/sorted/reverse/extreme), then "
                     "random packets, some longer than the capacity. Every output bit is "
-                    "compared.\n\n" + _table(sim_rows, list(sim_rows[0])))
+                    "compared.\n\n" + _table(sim_rows, list(sim_rows[0]))
+                    + "\n\n### Head pipeline\n\n"
+                    "Queries of edge sizes (0, capacity, 1, capacity + 3, …) then random "
+                    "sizes; random, peaked and flat score rows; MSB-only passes that are "
+                    "refetched are repeated at full precision, as the host would. Every beat "
+                    "of `dec`, `p`, `vreq` and `o` is compared with the golden model; V rows "
+                    "are served by a memory model.\n\n"
+                    + _table(head_rows, list(head_rows[0])))
 
-    _step("3/5 synthesis of the paper configuration (cmos, asic, ecp5)")
+    _step("3/6 synthesis: paper top-k (cmos, asic, ecp5); eighth head area breakdown (asic)")
     syn = []
     for target in ("cmos", "asic", "ecp5"):
         t0 = time.time()
@@ -84,17 +118,41 @@ def run_demo(out: Path, *, quick: bool = False) -> int:
     for row in syn:
         syn_md.append(f"### {row['target']}\n\n"
                       + _table([row], SYNTH_COLUMNS[row["target"]] + ["wall s"]))
-    sections.append("## 3. Synthesis, `paper` top-k\n\n" + "\n\n".join(syn_md)
+    parts = []
+    for block in (*HEAD_PARTS, "head"):
+        t0 = time.time()
+        row = run_synth_block(PRESETS["eighth"], block, "asic",
+                              out / "synth" / block / PRESETS["eighth"].tag)
+        row["wall s"] = round(time.time() - t0, 1)
+        parts.append(row)
+        print(f"    eighth {block}: area_um2={row.get('area_um2')}, "
+              f"fmax_mhz={row.get('fmax_mhz')}")
+    parts = area_breakdown(parts, "asic")
+    syn += parts
+    sections.append("## 3. Synthesis\n\n### `paper` top-k\n\n" + "\n\n".join(syn_md)
+                    + "\n\n### `eighth` head pipeline, area by block (asic, OSU 0.18 µm; "
+                    "memories are SRAM macros, excluded)\n\n"
+                    + _table(parts, ["block", "area_um2", "share", "nand2_eq", "ff",
+                                     "fmax_mhz", "memory_bits", "wall s"])
                     + f"\n\nYosys: {syn[0]['yosys']}.")
 
-    _step("4/5 latency bench (RTL simulation, paper, Verilator)")
+    _step("4/6 benches (RTL simulation, paper, Verilator): top-k latency, head throughput")
     sizes = [128, 1024] if quick else [128, 256, 512, 1024]
     rows = bench_topk(PRESETS["paper"], sizes=sizes, packets=5 if quick else 10,
                       simulator="verilator", seed=1, out=out / "bench")
-    sections.append("## 4. Latency\n\n" + (out / "bench" / "topk_latency.md").read_text()
-                    + "\n![latency](bench/topk_latency.png)")
+    head_bench = bench_head(PRESETS["paper"], sizes=[128, 1024] if quick else [128, 512, 1024],
+                            packets=4 if quick else 8, simulator="verilator", seed=1,
+                            out=out / "bench")
+    sections.append("## 4. Benches\n\n### Top-k latency\n\n"
+                    + (out / "bench" / "topk_latency.md").read_text()
+                    + "\n![latency](bench/topk_latency.png)\n\n### Head pipeline\n\n"
+                    + (out / "bench" / "head_bench.md").read_text())
 
-    _step("5/5 report")
+    _step("5/6 accuracy of the fixed-point datapath against float64 (paper)")
+    sections.append("## 5. Accuracy against float64 (`paper`, `python -m sim.accuracy`)\n\n"
+                    + accuracy.report(PRESETS["paper"], level="###"))
+
+    _step("6/6 report")
     head = (f"# SpAtten generator demo report\n\n"
             f"Generated by `make demo` on {time.strftime('%Y-%m-%d %H:%M:%S')} "
             f"({platform.node()}, Python {platform.python_version()}); "
@@ -103,7 +161,8 @@ def run_demo(out: Path, *, quick: bool = False) -> int:
     report = out / "report.md"
     report.write_text(head + "\n" + "\n\n".join(sections) + "\n")
     (out / "report.json").write_text(json.dumps(
-        {"generate": gen_rows, "sim": sim_rows, "synth": syn, "bench": rows, "ok": ok},
+        {"generate": gen_rows, "sim": sim_rows, "sim_head": head_rows, "synth": syn,
+         "bench": rows, "bench_head": head_bench, "ok": ok},
         indent=2, default=str))
     print(f"\nreport: {report.resolve()}")
     if not ok:

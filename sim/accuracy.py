@@ -347,18 +347,26 @@ def main(argv=None) -> int:
         print(markdown(format_rows(cfgs), [("quantity", "quantity", "{}")]
                        + [(c.name, f"`{c.name}`", "{}") for c in cfgs]))
         return 0
-    cfg = get_config(args.config).check_head()
-    rng = np.random.default_rng(args.seed)
-    a = cfg.attn
+    cfg = get_config(args.config)
     print(f"# Accuracy against float64: {cfg.name} (seed {args.seed})\n")
-    print(f"## Softmax (per probability; 2^-10 = {2**-10:.3e}; prob ulp 2^-{a.prob.frac}; "
-          f"eta = {exp_error(a):.4f})\n")
-    print(markdown(softmax_accuracy(cfg, rng, args.rows), SOFTMAX_COLUMNS))
-    print(f"\n## Attention output (n = {args.n} keys, {args.queries} queries per mode, "
-          f"logit std 2, errors relative to max|V|)\n")
-    print(markdown(attention_accuracy(cfg, rng, n=min(args.n, cfg.topk.capacity),
-                                      queries=args.queries), ATTENTION_COLUMNS))
+    print(report(cfg, seed=args.seed, rows=args.rows, n=args.n, queries=args.queries))
     return 0
+
+
+def report(cfg, *, seed: int = SEED, rows: int = 64, n: int = 256, queries: int = 64,
+           level: str = "##") -> str:
+    """Both accuracy tables as markdown (what ``python -m sim.accuracy`` prints)."""
+    cfg = cfg.check_head()
+    rng = np.random.default_rng(seed)
+    a = cfg.attn
+    return "\n".join([
+        f"{level} Softmax (per probability; 2^-10 = {2**-10:.3e}; prob ulp 2^-{a.prob.frac}; "
+        f"eta = {exp_error(a):.4f})\n",
+        markdown(softmax_accuracy(cfg, rng, rows), SOFTMAX_COLUMNS),
+        f"\n{level} Attention output (n = {n} keys, {queries} queries per mode, "
+        f"logit std 2, errors relative to max|V|)\n",
+        markdown(attention_accuracy(cfg, rng, n=min(n, cfg.topk.capacity), queries=queries),
+                 ATTENTION_COLUMNS)])
 
 
 if __name__ == "__main__":
