@@ -22,7 +22,8 @@ from generators.numerics import QFormat
 
 from .golden.attention import PassParams, PassResult, head_pass, join_planes, scale_for
 
-__all__ = ["Pass", "random_pass", "query_beat", "key_beats", "score_beats", "decision_beat",
+__all__ = ["Pass", "random_pass", "query_beat", "query_beat_of", "key_beats", "key_beats_of",
+           "lane_beats", "score_beats", "decision_beat",
            "prob_beats", "chunk_beats", "vreq_beats", "value_beat", "out_beat", "KINDS",
            "meta_of"]
 
@@ -97,41 +98,67 @@ def meta_of(params: PassParams) -> dict:
     return {"keep": params.keep, "threshold": params.threshold, "msb_only": params.msb_only}
 
 
+def query_beat_of(q, params: PassParams) -> dict:
+    """The ``q`` beat of a pass with query ``q`` and runtime ``params``."""
+    return {"q": [int(x) for x in q], "scale": params.scale, "shift": params.shift,
+            "meta": meta_of(params)}
+
+
 def query_beat(cfg: SpAttenConfig, p: Pass) -> dict:
-    return {"q": [int(x) for x in p.q], "scale": p.params.scale, "shift": p.params.shift,
-            "meta": meta_of(p.params)}
+    return query_beat_of(p.q, p.params)
 
 
-def _rows(msb, lsb, start, count, width, D):
-    zero = [0] * D
-    rm = [[int(x) for x in msb[start + j]] if j < count else zero for j in range(width)]
-    rl = [[int(x) for x in lsb[start + j]] if j < count else zero for j in range(width)]
+def _rows(cfg, msb, lsb, start, count, width, rng):
+    """``width`` rows from ``start``; rows past ``count`` are random planes when ``rng`` is
+    given (don't-care input the hardware must ignore), else zero."""
+    D = cfg.attn.head_dim
+    rm, rl = [], []
+    for j in range(width):
+        if j < count:
+            m, l_ = msb[start + j], lsb[start + j]
+        elif rng is not None:
+            m, l_ = _planes(cfg, rng, (D,))
+        else:
+            m, l_ = [0] * D, [0] * D
+        rm.append([int(x) for x in m])
+        rl.append([int(x) for x in l_])
     return rm, rl
 
 
-def key_beats(cfg: SpAttenConfig, p: Pass) -> list[dict]:
+def key_beats_of(cfg: SpAttenConfig, kmsb, klsb, rng: np.random.Generator | None = None
+                 ) -> list[dict]:
+    """The ``k`` beats of a key row given as planes (unused lanes random when ``rng``)."""
     a = cfg.attn
     out = []
-    for s, c, last in _chunks(p.n, a.keys_per_cycle):
-        rm, rl = _rows(p.kmsb, p.klsb, s, c, a.keys_per_cycle, a.head_dim)
-        out.append({"msb": rm, "lsb": rl, "count": c, "last": int(last)})
+    for s, c, last in _chunks(len(kmsb), a.keys_per_cycle):
+        rm, rl = _rows(cfg, kmsb, klsb, s, c, a.keys_per_cycle, rng)
+        out.append({"msb": rm, "lsb": rl, "count": c if last else a.keys_per_cycle,
+                    "last": int(last)})
     return out
 
 
-def _lane_beats(values, lanes: int, meta: dict | None) -> list[dict]:
+def key_beats(cfg: SpAttenConfig, p: Pass, rng: np.random.Generator | None = None
+              ) -> list[dict]:
+    return key_beats_of(cfg, p.kmsb, p.klsb, rng)
+
+
+def lane_beats(values, lanes: int, meta: dict | None = None, *, fill=None) -> list[dict]:
+    """A row of ``values`` as ``lanes``-wide beats (``count`` = lanes on all but the last).
+    Unused lanes are 0, or ``fill()`` for don't-care input lanes."""
     out = []
     for s, c, last in _chunks(len(values), lanes):
-        beat = {"data": [int(values[s + j]) if j < c else 0 for j in range(lanes)],
+        beat = {"data": [int(values[s + j]) if j < c else (fill() if fill else 0)
+                         for j in range(lanes)],
                 "count": c if last else lanes, "last": int(last)}
         if meta is not None:
-            beat["meta"] = meta
+            beat["meta"] = dict(meta)
         out.append(beat)
     return out
 
 
 def score_beats(cfg: SpAttenConfig, p: Pass) -> list[dict]:
     """Q·K array output of the pass (one beat per key beat)."""
-    return _lane_beats(p.result.score, cfg.attn.lanes, meta_of(p.params))
+    return lane_beats(p.result.score, cfg.attn.lanes, meta_of(p.params))
 
 
 def decision_beat(cfg: SpAttenConfig, p: Pass) -> dict:
@@ -144,7 +171,7 @@ def prob_beats(cfg: SpAttenConfig, p: Pass) -> list[dict]:
     """Softmax output of an accepted pass (none for a refetched one)."""
     if p.result.refetch:
         return []
-    return _lane_beats(p.result.probs, cfg.attn.lanes, meta_of(p.params))
+    return lane_beats(p.result.probs, cfg.attn.lanes, meta_of(p.params))
 
 
 def chunk_beats(cfg: SpAttenConfig, p: Pass) -> list[dict]:
@@ -168,20 +195,8 @@ def value_beat(cfg: SpAttenConfig, p: Pass, vreq: dict, rng: np.random.Generator
                ) -> dict:
     """The host's answer to one V request: the requested rows (rows past ``count`` are
     random when ``rng`` is given, to prove the hardware ignores them)."""
-    a = cfg.attn
-    msb, lsb = [], []
-    for j in range(a.pv_rows):
-        if j < vreq["count"]:
-            i = vreq["index"][j]
-            msb.append([int(x) for x in p.vmsb[i]])
-            lsb.append([int(x) for x in p.vlsb[i]])
-        elif rng is not None:
-            m, l_ = _planes(cfg, rng, (a.head_dim,))
-            msb.append([int(x) for x in m])
-            lsb.append([int(x) for x in l_])
-        else:
-            msb.append([0] * a.head_dim)
-            lsb.append([0] * a.head_dim)
+    idx = [vreq["index"][j] for j in range(vreq["count"])]
+    msb, lsb = _rows(cfg, p.vmsb[idx], p.vlsb[idx], 0, len(idx), cfg.attn.pv_rows, rng)
     return {"msb": msb, "lsb": lsb}
 
 

@@ -9,7 +9,7 @@ Source
 ``mit-han-lab/spatten`` (MIT licence), file
 ``spatten_hardware/hardware/src/main/scala/spatten/sim/TopKLatencyModel.scala``
 (commit b5669e27b33d4b0d2b299091e82bcd3d4be1642f), function ``topKLatency(size, target,
-parallelism)``. The simulator uses this delay for its dummy top-k, which passes on the
+parallelism)``. Their simulator charges this delay to a stand-in top-k that passes on the
 *first* k scores (reference.md, section 3). The Scala model does this:
 
 * draw ``size`` random 32-bit integers (``rng.nextInt()``);

@@ -13,16 +13,27 @@ from .packing import const_to_py
 __all__ = ["run", "stream_send", "stream_recv"]
 
 
-async def stream_send(ctx, port, items, *, rng: random.Random, stall: float = 0.0):
-    """Drive ``items`` (dicts for the port's layout) into a stream with random bubbles."""
+async def stream_send(ctx, port, items, *, rng: random.Random, stall: float = 0.0,
+                      stop=None):
+    """Drive ``items`` (dicts for the port's layout, or ready-made payload values) into a
+    stream with random bubbles. ``stop()``, if given, is polled while a beat waits for
+    ``ready``: returning true abandons the rest (a receiver that finished or timed out)."""
     layout = port.payload.shape()
     for item in items:
         while rng.random() < stall:
             ctx.set(port.valid, 0)
             await ctx.tick()
-        ctx.set(port.payload, layout.const(item))
+        ctx.set(port.payload, layout.const(item) if isinstance(item, (dict, list)) else item)
         ctx.set(port.valid, 1)
-        await ctx.tick().until(port.ready)
+        if stop is None:
+            await ctx.tick().until(port.ready)
+            continue
+        while True:
+            _, _, ready = await ctx.tick().sample(port.ready)
+            if ready:
+                break
+            if stop():
+                return
     ctx.set(port.valid, 0)
 
 

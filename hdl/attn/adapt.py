@@ -22,15 +22,9 @@ from generators.config import SpAttenConfig
 from generators.numerics import bits_for, ceil_log2
 
 from ..topk.layouts import in_layout, out_layout as topk_out_layout
-from .layouts import chunk_layout, prob_layout
+from .layouts import chunk_layout, head_config, prob_layout
 
 __all__ = ["ToTopK", "Chunker"]
-
-
-def _check(cfg) -> SpAttenConfig:
-    if not isinstance(cfg, SpAttenConfig):
-        raise TypeError(f"cfg must be a SpAttenConfig, not {cfg!r}")
-    return cfg.check_head()
 
 
 class ToTopK(wiring.Component):
@@ -67,7 +61,7 @@ class ToTopK(wiring.Component):
     latency = 1
 
     def __init__(self, cfg: SpAttenConfig):
-        self._cfg = _check(cfg)
+        self._cfg = head_config(cfg)
         super().__init__({
             "i": In(stream.Signature(prob_layout(cfg))),
             "o": Out(stream.Signature(in_layout(cfg.topk))),
@@ -166,7 +160,7 @@ class Chunker(wiring.Component):
     latency = 1
 
     def __init__(self, cfg: SpAttenConfig):
-        self._cfg = _check(cfg)
+        self._cfg = head_config(cfg)
         super().__init__({
             "i": In(stream.Signature(topk_out_layout(cfg.topk))),
             "msb_only": In(stream.Signature(unsigned(1))),

@@ -56,8 +56,8 @@ from generators.config import SpAttenConfig
 from ..common.stream import Fork
 from ..topk import TopK
 from .adapt import Chunker, ToTopK
-from .layouts import (chunk_layout, decision_layout, key_layout, out_layout, prob_layout,
-                      query_layout, value_layout, vreq_layout)
+from .layouts import (chunk_layout, decision_layout, head_config, key_layout, out_layout,
+                      prob_layout, query_layout, value_layout, vreq_layout)
 from .pv import ProbV
 from .qk import QKArray
 from .softmax import Softmax
@@ -76,9 +76,7 @@ class Head(wiring.Component):
     """One head's attention pipeline for one query at a time (see the module docstring)."""
 
     def __init__(self, cfg: SpAttenConfig):
-        if not isinstance(cfg, SpAttenConfig):
-            raise TypeError(f"cfg must be a SpAttenConfig, not {cfg!r}")
-        cfg.check_head()
+        head_config(cfg)
         self._cfg = cfg
         super().__init__({
             "q": In(stream.Signature(query_layout(cfg))),

@@ -15,8 +15,17 @@ from amaranth.lib import data
 from generators.config import SpAttenConfig
 from generators.numerics import bits_for
 
-__all__ = ["meta_layout", "query_layout", "key_layout", "score_layout", "decision_layout",
+__all__ = ["head_config", "meta_layout", "query_layout", "key_layout", "score_layout", "decision_layout",
            "prob_layout", "chunk_layout", "vreq_layout", "value_layout", "out_layout"]
+
+
+def head_config(cfg) -> SpAttenConfig:
+    """``cfg`` if it is a :class:`SpAttenConfig` whose top-k and attention parts fit one head
+    pipeline; raises ``TypeError`` or ``ConfigError`` otherwise (every ``hdl.attn`` block's
+    constructor check)."""
+    if not isinstance(cfg, SpAttenConfig):
+        raise TypeError(f"cfg must be a SpAttenConfig, not {cfg!r}")
+    return cfg.check_head()
 
 
 def _rows(cfg: SpAttenConfig, rows: int) -> dict:

@@ -68,7 +68,7 @@ from generators.config import SpAttenConfig
 from generators.numerics import Overflow, Rounding, ceil_log2
 
 from ..common.narrow import fit, shift_round
-from .layouts import chunk_layout, out_layout, value_layout
+from .layouts import chunk_layout, head_config, out_layout, value_layout
 
 __all__ = ["ProbV"]
 
@@ -77,9 +77,7 @@ class ProbV(wiring.Component):
     """prob·V broadcast-multiply-reduce array (see the module docstring)."""
 
     def __init__(self, cfg: SpAttenConfig):
-        if not isinstance(cfg, SpAttenConfig):
-            raise TypeError(f"cfg must be a SpAttenConfig, not {cfg!r}")
-        cfg.check_head()
+        head_config(cfg)
         self._cfg = cfg
         super().__init__({
             "c": In(stream.Signature(chunk_layout(cfg))),

@@ -114,7 +114,7 @@ from generators.config import SpAttenConfig
 from generators.numerics import bits_for
 from generators.tables import exp2_table
 
-from .layouts import decision_layout, meta_layout, prob_layout, score_layout
+from .layouts import decision_layout, head_config, meta_layout, prob_layout, score_layout
 
 __all__ = ["Softmax", "DIV_BITS"]
 
@@ -150,9 +150,7 @@ class Softmax(wiring.Component):
     docstring)."""
 
     def __init__(self, cfg: SpAttenConfig, *, buffers: int = 3):
-        if not isinstance(cfg, SpAttenConfig):
-            raise TypeError(f"cfg must be a SpAttenConfig, not {cfg!r}")
-        cfg.check_head()
+        head_config(cfg)
         if not isinstance(buffers, int) or isinstance(buffers, bool) or not 1 <= buffers <= 8:
             raise ValueError(f"buffers must be an integer in 1..8, not {buffers!r}")
         self._cfg = cfg
@@ -211,7 +209,7 @@ class Softmax(wiring.Component):
         RWB = bits_for(R - 1)  # word index (at least 1 bit)
         CNTB = bits_for(L)
         DC = self.div_cycles
-        DPAD = DC * DIV_BITS - (Rb + 1)  # leading dummy quotient bits (always 0)
+        DPAD = DC * DIV_BITS - (Rb + 1)  # leading quotient bits that are always 0 (padding to whole cycles)
         KMAX = E + 2  # largest useful shift of a table entry
         PMAX = a.prob.max_raw
         score_row = data.ArrayLayout(signed(SW), L)

@@ -18,7 +18,6 @@ returns the requested rows (rows past the request's count are random garbage).
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import replace
 
@@ -33,8 +32,7 @@ from sim.scoreboard import StreamChecker
 
 CFG = SpAttenConfig.from_json(os.environ["TB_CONFIG"])
 PASSES = int(os.environ.get("TB_PACKETS", "20"))
-STALLS = [tuple(float(x) for x in s.split(":"))
-          for s in os.environ.get("TB_STALLS", "0:0,0.3:0.5").split(",")]
+STALLS = env.stalls()
 BENCH = os.environ.get("TB_BENCH")
 SEED = int(os.environ.get("TB_SEED", "0"))
 
@@ -46,20 +44,6 @@ PORTS = {  # block → (input ports, output ports), with their layouts
              {"dec": L.decision_layout, "p": L.prob_layout, "vreq": L.vreq_layout,
               "o": L.out_layout}),
 }
-
-
-def record(key: str, value):
-    path = os.environ.get("TB_RESULT")
-    if not path:
-        return
-    try:
-        with open(path) as f:
-            result = json.load(f)
-    except (FileNotFoundError, json.JSONDecodeError):
-        result = {}
-    result.setdefault(key, []).append(value)
-    with open(path, "w") as f:
-        json.dump(result, f)
 
 
 def edge_sizes(cfg: SpAttenConfig) -> list[int]:
@@ -101,7 +85,7 @@ def _expected(block: str, cfg, p) -> dict:
 
 def _inputs(block: str, cfg, p, rng) -> dict:
     if block == "qk" or block == "head":
-        return {"q": [S.query_beat(cfg, p)], "k": S.key_beats(cfg, p)}
+        return {"q": [S.query_beat(cfg, p)], "k": S.key_beats(cfg, p, rng)}
     if block == "softmax":
         return {"i": S.score_beats(cfg, p)}
     chunks = S.chunk_beats(cfg, p)
@@ -117,15 +101,15 @@ class Host:
                  serial: bool = False):
         self.block, self.cfg, self.pump, self.chk, self.rng = block, cfg, pump, checker, rng
         self.serial = serial  # one pass at a time: the next waits for the previous output
-        self.todo = [p for q in queries for p in q]
+        self.unsent = [p for q in queries for p in q]
         self.passes = 0
         self.waiting = False  # a progressive pass's decision is outstanding
         self.vpasses = []  # accepted passes whose V requests are still to come (head)
 
     def issue(self):
         """Send passes until one must wait for its decision (head) or none is left."""
-        while self.todo and not self.waiting:
-            p = self.todo.pop(0)
+        while self.unsent and not self.waiting:
+            p = self.unsent.pop(0)
             if self.block == "pv" and p.result.refetch:
                 continue
             for stream, beats in _expected(self.block, self.cfg, p).items():
@@ -156,7 +140,7 @@ class Host:
                 self.vpasses.pop(0)
 
     def done(self) -> bool:
-        return not self.todo and self.chk.pending() == 0
+        return not self.unsent and self.chk.pending() == 0
 
     def failed(self) -> bool:
         return self.chk.first is not None
@@ -190,7 +174,7 @@ async def random_passes_test(dut, block: str, stall):
                               max_cycles=_budget(CFG, queries, max(stall)))
     report = chk.finish()
     refetched = sum(len(q) > 1 for q in queries)
-    record("runs", {"stall": [in_stall, out_stall], "passes": host.passes,
+    env.record("runs", {"stall": [in_stall, out_stall], "passes": host.passes,
                     "queries": len(queries), "refetched": refetched,
                     "mismatches": chk.mismatches, "cycles": pump.cycle, "first": report,
                     "finished": finished, "beats": dict(chk.checked)})
@@ -234,11 +218,11 @@ async def bench_test(dut):
             report = chk.finish()
             assert finished and report is None, report or "timed out"
             if serial:
-                record("latency", {"n": n, "keep": keep,
+                env.record("latency", {"n": n, "keep": keep,
                                    "latency": [o - f for o, f in zip(outs, firsts)]})
             else:
                 cpp = (outs[-1] - outs[0]) / max(1, len(outs) - 1)
                 busy = max(1, -(-n // kpc))
-                record("throughput", {"n": n, "keep": keep, "passes": len(passes),
+                env.record("throughput", {"n": n, "keep": keep, "passes": len(passes),
                                       "cycles_per_pass": cpp, "qk_busy_per_pass": busy,
                                       "qk_utilization": busy / cpp if cpp else None})

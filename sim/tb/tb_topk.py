@@ -15,7 +15,6 @@ A mismatch fails the test with the seed, packet, beat, field and lane of the fir
 
 from __future__ import annotations
 
-import json
 import os
 
 import cocotb
@@ -31,24 +30,9 @@ from sim.scoreboard import Scoreboard, input_beats
 CFG = SpAttenConfig.from_json(os.environ["TB_CONFIG"])
 TK = CFG.topk
 PACKETS = int(os.environ.get("TB_PACKETS", "100"))
-STALLS = [tuple(float(x) for x in s.split(":"))
-          for s in os.environ.get("TB_STALLS", "0:0,0.3:0.5").split(",")]
+STALLS = env.stalls()
 BENCH = os.environ.get("TB_BENCH")
 SEED = int(os.environ.get("TB_SEED", "0"))  # the run's seed (`spatten sim --seed`)
-
-
-def _record(key: str, value):
-    path = os.environ.get("TB_RESULT")
-    if not path:
-        return
-    try:
-        with open(path) as f:
-            result = json.load(f)
-    except (FileNotFoundError, json.JSONDecodeError):
-        result = {}
-    result.setdefault(key, []).append(value)
-    with open(path, "w") as f:
-        json.dump(result, f)
 
 
 def _max_cycles(packets, stall: float) -> int:
@@ -74,7 +58,7 @@ async def random_packets(dut, stall):
                               on_beat=lambda beat, cyc: sb.got(beat),
                               max_cycles=_max_cycles(packets, max(stall)))
     report = sb.finish()
-    _record("runs", {"stall": [in_stall, out_stall], "packets": len(packets),
+    env.record("runs", {"stall": [in_stall, out_stall], "packets": len(packets),
                      "matched": sb.packets, "mismatches": sb.mismatches, "cycles": pump.cycle,
                      "first": report, "finished": finished})
     assert finished, f"timed out after {pump.cycle} cycles; {report}"
@@ -115,7 +99,7 @@ async def bench_latency(dut):
                                   serial=serial,
                                   max_cycles=pump.cycle + _max_cycles(packets, 0))
         report = sb.finish()
-        _record("bench" if serial else "throughput", {
+        env.record("bench" if serial else "throughput", {
             "n": n, "k": k, "latency": lat, "mismatches": sb.mismatches, "first": report,
             "cycles": pump.cycle - start,
             "cycles_per_packet": (ends[-1] - ends[0]) / max(1, len(ends) - 1)})

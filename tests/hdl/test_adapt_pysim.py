@@ -53,21 +53,9 @@ def _sizes(rng, count, unit, cap):
 
 
 async def send(ctx, port, items, *, rng, stall, state):
-    """Drive pre-built payloads (layout constants or ints) with random bubbles; give up when
-    ``state["done"]`` is set (the receiver finished or ran out of cycles)."""
-    for item in items:
-        while rng.random() < stall:
-            ctx.set(port.valid, 0)
-            await ctx.tick()
-        ctx.set(port.payload, item)
-        ctx.set(port.valid, 1)
-        while True:
-            _, _, ready = await ctx.tick().sample(port.ready)
-            if ready:
-                break
-            if state.get("done"):
-                return
-    ctx.set(port.valid, 0)
+    """Drive payloads with random bubbles until ``state["done"]`` (receiver finished)."""
+    await pysim.stream_send(ctx, port, items, rng=rng, stall=stall,
+                            stop=lambda: state.get("done"))
 
 
 def receiver(port, got, n_last, *, rng, stall, state, budget, extra=4):

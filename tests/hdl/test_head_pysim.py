@@ -56,38 +56,22 @@ def run_head(cfg, passes, *, stall, seed):
         await pysim.stream_send(ctx, dut.k, [b for p in passes for b in S.key_beats(cfg, p)],
                                 rng=rng, stall=in_stall)
 
-    def recv(port, name, until):
+    def recv(port, name, count, *, packets=True):
+        """Take ``count`` packets (``last`` beats), or ``count`` beats if not ``packets``."""
         async def tb(ctx):
-            def on_beat(beat):
-                chk.got(name, beat)
-                if name == "vreq":
-                    requests.append(beat)
-            if until:
-                await pysim.stream_recv(ctx, port, rng=rng, stall=out_stall, until_last=until,
-                                        on_beat=on_beat)
+            seen = 0
+            while seen < count:
+                ready = int(rng.random() >= out_stall)
+                ctx.set(port.ready, ready)
+                _, _, valid, payload = await ctx.tick().sample(port.valid, port.payload)
+                if ready and valid:
+                    beat = pysim.const_to_py(payload)
+                    chk.got(name, beat)
+                    if name == "vreq":
+                        requests.append(beat)
+                    seen += int(beat["last"]) if packets else 1
+            ctx.set(port.ready, 0)
         return tb
-
-    async def recv_dec(ctx):
-        seen = 0
-        while seen < len(passes):
-            ready = int(rng.random() >= out_stall)
-            ctx.set(dut.dec.ready, ready)
-            _, _, valid, payload = await ctx.tick().sample(dut.dec.valid, dut.dec.payload)
-            if ready and valid:
-                chk.got("dec", pysim.const_to_py(payload))
-                seen += 1
-        ctx.set(dut.dec.ready, 0)
-
-    async def recv_o(ctx):
-        seen = 0
-        while seen < len(accepted):
-            ready = int(rng.random() >= out_stall)
-            ctx.set(dut.o.ready, ready)
-            _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
-            if ready and valid:
-                chk.got("o", pysim.const_to_py(payload))
-                seen += 1
-        ctx.set(dut.o.ready, 0)
 
     async def serve_v(ctx):
         served = 0
@@ -110,7 +94,9 @@ def run_head(cfg, passes, *, stall, seed):
 
     cycles = sum(8 * (p.n // cfg.attn.lanes) + 4 * cfg.topk.rows + 200 for p in passes)
     pysim.run(dut, send_q, send_k, recv(dut.p, "p", len(accepted)),
-              recv(dut.vreq, "vreq", len(accepted)), recv_dec, recv_o, serve_v,
+              recv(dut.vreq, "vreq", len(accepted)),
+              recv(dut.dec, "dec", len(passes), packets=False),
+              recv(dut.o, "o", len(accepted), packets=False), serve_v,
               vcd_name=f"head_{cfg.name}", deadline=cycles / max(0.1, 1 - max(stall)) * 1e-8)
     assert chk.finish() is None, chk.finish()
     return chk

@@ -17,6 +17,7 @@ import pytest
 from generators.config import SpAttenConfig
 from generators.presets import PRESETS
 from hdl.attn import QKArray
+from sim import attn_stim as S
 from sim import pysim
 from sim.golden.attention import PassParams, qk_scores
 
@@ -94,47 +95,9 @@ def _passes(cfg: SpAttenConfig, rng: np.random.Generator, count: int):
     return out
 
 
-def _meta(params: PassParams) -> dict:
-    return {"keep": params.keep, "threshold": params.threshold, "msb_only": params.msb_only}
-
-
-def _q_beat(q, params: PassParams) -> dict:
-    return {"q": [int(v) for v in q], "scale": params.scale, "shift": params.shift,
-            "meta": _meta(params)}
-
-
-def _k_beats(cfg: SpAttenConfig, kmsb, klsb, rng: np.random.Generator) -> list[dict]:
-    """Full beats, then a last beat with ``count`` keys; unused lanes hold random junk."""
-    a = cfg.attn
-    K, D, n = a.keys_per_cycle, a.head_dim, len(kmsb)
-    beats = []
-    nb = max(1, -(-n // K))
-    for b in range(nb):
-        m = [[int(v) for v in row] for row in kmsb[b * K:(b + 1) * K]]
-        lo = [[int(v) for v in row] for row in klsb[b * K:(b + 1) * K]]
-        last = b == nb - 1
-        cnt = len(m)
-        while len(m) < K:  # don't-care lanes
-            m.append([int(v) for v in rng.integers(-(1 << (a.msb_bits - 1)),
-                                                   1 << (a.msb_bits - 1), D)])
-            lo.append([int(v) for v in rng.integers(0, 1 << a.lsb_bits, D)])
-        beats.append({"msb": m, "lsb": lo, "count": cnt if last else K, "last": int(last)})
-    return beats
-
-
 def _expected(cfg: SpAttenConfig, q, kmsb, klsb, params: PassParams) -> list[dict]:
-    a = cfg.attn
-    K = a.keys_per_cycle
-    _, score = qk_scores(q, kmsb, klsb, params, a)
-    n = len(score)
-    beats = []
-    nb = max(1, -(-n // K))
-    for b in range(nb):
-        s = [int(v) for v in score[b * K:(b + 1) * K]]
-        last = b == nb - 1
-        beats.append({"data": s + [0] * (K - len(s)), "count": len(s) if last else K,
-                      "meta": _meta(params), "last": int(last)})
-    return beats
+    _, score = qk_scores(q, kmsb, klsb, params, cfg.attn)
+    return S.lane_beats(score, cfg.attn.keys_per_cycle, S.meta_of(params))
 
 
 # ---- Harness -----------------------------------------------------------------------------
@@ -145,12 +108,12 @@ def _simulate(cfg, passes, *, seed, q_stall, k_stall, o_stall, deadline_cycles, 
     expected, kbeats = [], []
     for q, kmsb, klsb, params in passes:
         expected += _expected(cfg, q, kmsb, klsb, params)
-        kbeats += _k_beats(cfg, kmsb, klsb, krng)
+        kbeats += S.key_beats_of(cfg, kmsb, klsb, krng)
     got = []
     mon = {"k": [], "q": [], "o": []}  # cycles of each transfer
 
     async def q_producer(ctx):
-        await pysim.stream_send(ctx, dut.q, [_q_beat(q, p) for q, _, _, p in passes],
+        await pysim.stream_send(ctx, dut.q, [S.query_beat_of(q, p) for q, _, _, p in passes],
                                 rng=prng, stall=q_stall)
 
     async def k_producer(ctx):

@@ -19,6 +19,7 @@ from generators.numerics import QFormat
 from generators.presets import PRESETS
 from generators.tables import exp2_table
 from hdl.attn import Softmax
+from sim import attn_stim as S
 from sim import pysim
 from sim.golden.attention import softmax
 from sim.packing import const_to_py
@@ -74,36 +75,20 @@ def input_beats(cfg: SpAttenConfig, scores, meta, rng: random.Random) -> list[di
     """Full beats, then the last with ``count`` lanes; don't-care lanes and the ``count`` of
     non-last beats are random (the block must ignore them)."""
     a = cfg.attn
-    L, lo, hi = a.lanes, a.score.min_raw, a.score.max_raw
-    s = [int(v) for v in scores]
-    nb = max(1, -(-len(s) // L))
-    cmax = (1 << (L.bit_length())) - 1
-    beats = []
-    for b in range(nb):
-        chunk = s[b * L:(b + 1) * L]
-        last = b == nb - 1
-        beats.append({"data": chunk + [rng.randint(lo, hi) for _ in range(L - len(chunk))],
-                      "count": len(chunk) if last else rng.randint(0, cmax),
-                      "meta": dict(meta), "last": int(last)})
+    beats = S.lane_beats(scores, a.lanes, meta,
+                         fill=lambda: rng.randint(a.score.min_raw, a.score.max_raw))
+    cmax = (1 << a.lanes.bit_length()) - 1
+    for b in beats[:-1]:
+        b["count"] = rng.randint(0, cmax)
     return beats
 
 
 def expected_beats(cfg: SpAttenConfig, scores, meta) -> tuple[dict, list[dict]]:
     """The ``dec`` beat and the ``o`` beats (none when refetched) of one row."""
-    L = cfg.attn.lanes
     sm = golden(cfg, scores, meta)
     dec = {"refetch": int(sm.refetch), "pmax": int(sm.pmax),
            "truncated": int(len(scores) > cfg.topk.capacity)}
-    if sm.refetch:
-        return dec, []
-    p = [int(v) for v in sm.probs]
-    nb = max(1, -(-len(p) // L))
-    beats = []
-    for b in range(nb):
-        chunk = p[b * L:(b + 1) * L]
-        beats.append({"data": chunk + [0] * (L - len(chunk)), "count": len(chunk),
-                      "meta": dict(meta), "last": int(b == nb - 1)})
-    return dec, beats
+    return dec, [] if sm.refetch else S.lane_beats(sm.probs, cfg.attn.lanes, meta)
 
 
 def edge_rows(cfg: SpAttenConfig, rng: np.random.Generator) -> list:
