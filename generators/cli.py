@@ -124,11 +124,21 @@ SIZE_METRIC = {"cmos": "transistors", "asic": "area_um2", "ice40": "lut", "ecp5"
                "xc7": "lut"}
 
 
-def area_breakdown(rows: list[dict], target: str) -> list[dict]:
+# Columns that add up over copies of a block (a breakdown counts the top-k engine n times).
+ADDITIVE = ("transistors", "gates", "area_um2", "sequential_area_um2", "nand2_eq", "ff",
+            "lut", "carry", "bram", "dsp", "memory_bits", "memory_macros")
+
+
+def area_breakdown(rows: list[dict], target: str, engines: int = 1) -> list[dict]:
     """Add each part's share of the head (the ``head`` row) and a row for the glue (FIFOs,
-    forks, adapters: the head minus its parts)."""
+    forks, adapters: the head minus its parts). The head has ``engines`` top-k engines
+    (``attn.topk_engines``): the ``topk`` row, one engine synthesized, counts ``engines``
+    times and is labelled ``topk × engines``."""
     metric = SIZE_METRIC[target]
-    by = {r["block"]: r for r in rows}
+    if engines > 1:
+        rows = [{**r, **{c: r[c] * engines for c in ADDITIVE if r.get(c) is not None},
+                 "block": f"topk × {engines}"} if r["block"] == "topk" else r for r in rows]
+    by = {r["block"].split(" ×")[0]: r for r in rows}
     head = by["head"].get(metric)
     out = []
     for r in rows:
@@ -159,7 +169,7 @@ def cmd_synth(args) -> int:
         print(f"JSON: {out / args.target / 'result.json'}")
     cols = ["block", "config", "target"] + SYNTH_COLUMNS[args.target]
     if args.breakdown:
-        rows = area_breakdown(rows, args.target)
+        rows = area_breakdown(rows, args.target, cfg.attn.topk_engines)
         cols.insert(3 + cols[3:].index(SIZE_METRIC[args.target]) + 1, "share")
     print(_table(rows, cols))
     return 0
@@ -265,6 +275,9 @@ def bench_head(cfg, *, sizes, packets: int, simulator: str, seed: int, out: Path
     cap = cfg.topk.capacity
     if max(sizes) > cap:
         raise CliError(f"--sizes must be at most the capacity {cap}, not {max(sizes)}")
+    if packets < 8:
+        raise CliError(f"--packets must be at least 8 for the head (the steady state is "
+                       f"measured over the second half), not {packets}")
     pairs = [(n, k) for n in sizes for k in (n // 4, n)]
     _progress(f"bench head: {len(pairs)} points x {packets} passes on {simulator} "
               f"[{cfg.tag}]")
@@ -287,8 +300,9 @@ def bench_head(cfg, *, sizes, packets: int, simulator: str, seed: int, out: Path
     (out / "head_bench.json").write_text(json.dumps(rows, indent=2))
     md = (f"Head pipeline, `{cfg.name}` ({cfg.attn.keys_per_cycle} keys/cycle, "
           f"{cfg.attn.pv_rows} V rows/cycle), {simulator} RTL simulation, full-precision "
-          f"passes back to back, no stalls; latency = query beat in to output beat out of an "
-          f"isolated pass.\n\n" + _table(rows, HEAD_COLUMNS))
+          f"passes back to back, no stalls; cycles/pass = Q·K input cycles per pass over the "
+          f"second half of the passes (the first half fills the buffers); latency = query beat "
+          f"in to output beat out of an isolated pass.\n\n" + _table(rows, HEAD_COLUMNS))
     (out / "head_bench.md").write_text(md)
     return rows
 

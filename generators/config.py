@@ -153,6 +153,10 @@ class AttentionConfig:
         the top-k score width.
     out : the attention output format (signed; in units of V's least significant bit,
         ``frac`` extra fraction bits, at most ``prob.frac``).
+    topk_engines : local-value top-k engines in the head (1..8), used in turn, one query per
+        engine: each spends about ``2 * L / topk.lanes`` cycles per query of ``L`` keys
+        against the Q·K array's ``L / keys_per_cycle``, so one engine limits the head's
+        throughput once ``topk.lanes < 2 * keys_per_cycle`` (``docs/head.md``).
     """
 
     head_dim: int = 64
@@ -167,10 +171,11 @@ class AttentionConfig:
     recip_bits: int = 14
     prob: QFormat = QFormat(11, 11, signed=False)
     out: QFormat = QFormat(12, 0)
+    topk_engines: int = 2
 
     def __post_init__(self):
         for name in ("head_dim", "qk_multipliers", "pv_multipliers", "q_bits", "msb_bits",
-                     "lsb_bits", "scale_bits", "exp_bits", "recip_bits"):
+                     "lsb_bits", "scale_bits", "exp_bits", "recip_bits", "topk_engines"):
             _require_int(name, getattr(self, name))
         for name in ("score", "prob", "out"):
             if not isinstance(getattr(self, name), QFormat):
@@ -210,6 +215,8 @@ class AttentionConfig:
                 or not 0 <= self.out.frac <= self.prob.frac:
             raise ConfigError(f"out must be signed, 4..24 bits wide with 0..prob.frac "
                               f"({self.prob.frac}) fraction bits, not {self.out}")
+        if not 1 <= self.topk_engines <= 8:
+            raise ConfigError(f"topk_engines must be in 1..8, not {self.topk_engines}")
 
     # Derived quantities: computed here only.
     @property
@@ -252,7 +259,8 @@ class AttentionConfig:
     def tag(self) -> str:
         return (f"d{self.head_dim}-m{self.qk_multipliers}-v{self.pv_multipliers}"
                 f"-q{self.q_bits}-k{self.msb_bits}+{self.lsb_bits}-{self.score}"
-                f"-x{self.scale_bits}-e{self.exp_bits}-r{self.recip_bits}-{self.prob}-{self.out}")
+                f"-x{self.scale_bits}-e{self.exp_bits}-r{self.recip_bits}-{self.prob}-{self.out}"
+                f"-t{self.topk_engines}")
 
 
 @dataclass(frozen=True, kw_only=True)

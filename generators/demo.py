@@ -127,7 +127,7 @@ def run_demo(out: Path, *, quick: bool = False) -> int:
         parts.append(row)
         print(f"    eighth {block}: area_um2={row.get('area_um2')}, "
               f"fmax_mhz={row.get('fmax_mhz')}")
-    parts = area_breakdown(parts, "asic")
+    parts = area_breakdown(parts, "asic", PRESETS["eighth"].attn.topk_engines)
     syn += parts
     sections.append("## 3. Synthesis\n\n### `paper` top-k\n\n" + "\n\n".join(syn_md)
                     + "\n\n### `eighth` head pipeline, area by block (asic, OSU 0.18 µm; "
@@ -141,7 +141,7 @@ def run_demo(out: Path, *, quick: bool = False) -> int:
     rows = bench_topk(PRESETS["paper"], sizes=sizes, packets=5 if quick else 10,
                       simulator="verilator", seed=1, out=out / "bench")
     head_bench = bench_head(PRESETS["paper"], sizes=[128, 1024] if quick else [128, 512, 1024],
-                            packets=4 if quick else 8, simulator="verilator", seed=1,
+                            packets=8 if quick else 20, simulator="verilator", seed=1,
                             out=out / "bench")
     sections.append("## 4. Benches\n\n### Top-k latency\n\n"
                     + (out / "bench" / "topk_latency.md").read_text()

@@ -26,10 +26,10 @@ Memories (``memory=`` of :func:`run_synth`, cmos and asic only; the FPGA targets
 them to block / LUT RAM as their ``synth_*`` decides):
 
 ``"macro"`` (default)
-    Each memory with one synchronous write port and one synchronous, non-transparent,
-    reset-free read port on one clock becomes a black-box SRAM macro (:mod:`synth.macro`,
-    ``scripts/sram_macro_map.v``) holding its read data register; other memories become
-    flip-flops. Macros are left out of ``area_um2``, ``transistors`` and ``ff``; in the asic
+    Each memory of at least ``MIN_MACRO_DEPTH`` (16) words with one synchronous write port
+    and one synchronous, non-transparent, reset-free read port on one clock becomes a
+    black-box SRAM macro (:mod:`synth.macro`, ``scripts/sram_macro_map.v``) holding its read
+    data register; other memories become flip-flops. Macros are left out of ``area_um2``, ``transistors`` and ``ff``; in the asic
     netlist they are ``SRAM_<depth>x<width>_1R1W`` cells that OpenSTA times as registered
     black boxes (``asic_sram.lib``, 0 ns clock-to-q and setup). There is no SRAM compiler.
 ``"flops"``
@@ -80,8 +80,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
 
-from .macro import (MACRO_CELL, SRAM_CLK_TO_Q_NS, SRAM_HOLD_NS, SRAM_OUT_TRANSITION_NS,
-                    SRAM_PIN_CAP_PF, SRAM_SETUP_NS, MemoryMap, liberty_text, rename_macros)
+from .macro import (MACRO_CELL, MIN_MACRO_DEPTH, SRAM_CLK_TO_Q_NS, SRAM_HOLD_NS,
+                    SRAM_OUT_TRANSITION_NS, SRAM_PIN_CAP_PF, SRAM_SETUP_NS, MemoryMap,
+                    liberty_text, rename_macros)
 from .report import AreaReport, LibertyInfo, NextpnrReport, StaReport, classify_cells
 
 __all__ = [
@@ -327,7 +328,8 @@ def _memory_commands(macro: bool, target: str, names: dict[str, str]) -> dict[st
             f"# {MACRO_CELL} macro cell (read data register inside); memory_map (synth's fine",
             "# stage) turns the others into flip-flops.",
             f"read_verilog -lib {names['sram_bb']}",
-            f"techmap -map {names['sram_map']} t:$mem_v2",
+            f"techmap -D SPATTEN_MIN_MACRO_DEPTH={MIN_MACRO_DEPTH} -map {names['sram_map']} "
+            "t:$mem_v2",
             f"tee -q -o {names['memories']} dump t:$mem_v2 t:{MACRO_CELL}"]),
         "logic_stat": (f"# Logic only (transistor estimate without the {MACRO_CELL} macros).\n"
                        f"tee -q -o {names['logic_report']} stat -json -tech cmos "

@@ -44,6 +44,7 @@ __all__ = [
 ]
 
 MACRO_CELL = "SPATTEN_SRAM"          # generic cell made by scripts/sram_macro_map.v
+MIN_MACRO_DEPTH = 16                 # fewer words stay flip-flops (a FIFO's register file)
 SRAM_CLK_TO_Q_NS = 0.0
 SRAM_SETUP_NS = 0.0
 SRAM_HOLD_NS = 0.0

@@ -10,9 +10,14 @@ Data flow (every arrow a ``lib.stream`` with back-pressure)::
     q, k ──> QKArray ──> Softmax ──dec──────────────────────────────────────> dec
                             │ probabilities
                             └──> Fork ──────────────────────────────────────> p
-                                   ├──> ToTopK ──> TopK ──> Chunker ──> Fork ──> vreq
-                                   └──> msb_only FIFO ───────┘            └──> chunk FIFO
-    v ──────────────────────────────────────────────────────────> ProbV <─────┘ ──> o
+                                   ├──> ToTopK ──> TopK × n ──> Chunker ──> Fork ──> vreq
+                                   └──> msb_only FIFO ───────────┘         └──> chunk FIFO
+    v ──────────────────────────────────────────────────────────────> ProbV <──┘ ──> o
+
+``TopK × n`` is ``attn.topk_engines`` top-k engines behind a :class:`PacketSplit` and a
+:class:`PacketMerge`: query ``j`` is selected by engine ``j mod n`` and its kept tokens are
+taken back in the same turn, so they stay in query order while one engine's refine and
+filter passes overlap the next engine's.
 
 Protocol, per *pass* (one query against one row of keys):
 
@@ -53,8 +58,9 @@ from amaranth.lib.wiring import In, Out
 
 from generators.config import SpAttenConfig
 
-from ..common.stream import Fork
+from ..common.stream import Fork, PacketMerge, PacketSplit
 from ..topk import TopK
+from ..topk.layouts import in_layout, out_layout as topk_out_layout
 from .adapt import Chunker, ToTopK
 from .layouts import (chunk_layout, decision_layout, head_config, key_layout, out_layout,
                       prob_layout, query_layout, value_layout, vreq_layout)
@@ -67,9 +73,12 @@ __all__ = ["Head"]
 # Outstanding V requests the head can hold (kept chunks waiting for their V rows); more
 # only add latency tolerance, the pipeline is correct with any depth >= 1.
 CHUNK_FIFO_DEPTH = 8
-# Rows between the softmax and the chunker (the top-k engine holds at most two packets plus
-# one in its output pipeline).
-META_FIFO_DEPTH = 4
+
+
+def meta_fifo_depth(engines: int) -> int:
+    """Rows between the softmax and the chunker: each top-k engine holds at most two packets
+    plus one in its output pipeline, and one more is in the adapters."""
+    return 3 * engines + 1
 
 
 class Head(wiring.Component):
@@ -99,8 +108,8 @@ class Head(wiring.Component):
         m.submodules.softmax = sm = Softmax(cfg)
         m.submodules.fork_p = fork_p = Fork(prob_layout(cfg), 3)
         m.submodules.to_topk = to_topk = ToTopK(cfg)
-        m.submodules.topk = topk = TopK(cfg.topk)
-        m.submodules.meta_fifo = meta_fifo = SyncFIFOBuffered(width=1, depth=META_FIFO_DEPTH)
+        m.submodules.meta_fifo = meta_fifo = SyncFIFOBuffered(
+            width=1, depth=meta_fifo_depth(cfg.attn.topk_engines))
         m.submodules.chunker = chunker = Chunker(cfg)
         m.submodules.fork_c = fork_c = Fork(chunk_layout(cfg), 2)
         m.submodules.chunk_fifo = chunk_fifo = SyncFIFOBuffered(
@@ -114,7 +123,7 @@ class Head(wiring.Component):
         wiring.connect(m, sm.o, fork_p.i)
         wiring.connect(m, fork_p.o0, wiring.flipped(self.p))
         wiring.connect(m, fork_p.o1, to_topk.i)
-        wiring.connect(m, to_topk.o, topk.i)
+        self._engines(m, to_topk.o, chunker.i)
 
         # Third copy of the probabilities: only each row's last beat matters, it queues the
         # row's msb_only for the chunker (the top-k engine does not carry side fields).
@@ -127,7 +136,6 @@ class Head(wiring.Component):
             chunker.msb_only.valid.eq(meta_fifo.r_rdy),
             meta_fifo.r_en.eq(chunker.msb_only.ready),
         ]
-        wiring.connect(m, topk.o, chunker.i)
         wiring.connect(m, chunker.o, fork_c.i)
 
         # Kept chunks: their indices go out as V requests; the chunks wait in a FIFO for
@@ -152,3 +160,22 @@ class Head(wiring.Component):
         wiring.connect(m, wiring.flipped(self.v), pv.v)
         wiring.connect(m, pv.o, wiring.flipped(self.o))
         return m
+
+    def _engines(self, m, i, o):
+        """The local-value top-k engines from stream ``i`` to stream ``o``, in turn."""
+        cfg = self._cfg
+        n = cfg.attn.topk_engines
+        if n == 1:
+            m.submodules.topk = topk = TopK(cfg.topk)
+            wiring.connect(m, i, topk.i)
+            wiring.connect(m, topk.o, o)
+            return
+        m.submodules.split = split = PacketSplit(in_layout(cfg.topk), n)
+        m.submodules.merge = merge = PacketMerge(topk_out_layout(cfg.topk), n)
+        wiring.connect(m, i, split.i)
+        for j in range(n):
+            topk = TopK(cfg.topk)
+            m.submodules[f"topk{j}"] = topk
+            wiring.connect(m, getattr(split, f"o{j}"), topk.i)
+            wiring.connect(m, topk.o, getattr(merge, f"i{j}"))
+        wiring.connect(m, merge.o, o)

@@ -185,9 +185,10 @@ async def random_passes_test(dut, block: str, stall):
 async def bench_test(dut):
     """Head pipeline timing: for each ``n:keep`` in ``TB_BENCH``, ``TB_PACKETS``
     full-precision passes of ``n`` random keys, no stalls anywhere; first one at a time
-    (latency: query beat in to output beat out), then back to back (steady-state cycles per
-    pass between consecutive outputs, and the Q·K array's utilization: its busy cycles,
-    ``ceil(n / keys_per_cycle)`` per pass, over the cycles per pass)."""
+    (latency: query beat in to output beat out), then back to back: the steady-state cycles
+    per pass are those between the last key beats taken of the passes in the second half
+    (the first half fills the head's buffers), and the Q·K array's utilization is its busy
+    cycles, ``ceil(n / keys_per_cycle)`` per pass, over the cycles per pass."""
     rng = await env.start(dut)
     nprng = np.random.default_rng(SEED)
     kpc = CFG.attn.keys_per_cycle
@@ -199,16 +200,18 @@ async def bench_test(dut):
             chk = StreamChecker(context=f"head bench {n}:{keep}")
             pump = _pump(dut, "head", CFG, rng, 0.0, 0.0)
             host = Host("head", CFG, pump, chk, [[p] for p in passes], nprng, serial=serial)
-            outs, firsts = [], []
+            outs, firsts, row_ends = [], [], []
 
             def on_beat(stream, beat, cycle, host=host, outs=outs):
                 if stream == "o":
                     outs.append(cycle)
                 host.on_beat(stream, beat, cycle)
 
-            def on_sent(stream, beat, cycle, firsts=firsts):
+            def on_sent(stream, beat, cycle, firsts=firsts, row_ends=row_ends):
                 if stream == "q":
                     firsts.append(cycle)
+                elif stream == "k" and beat["last"]:
+                    row_ends.append(cycle)
 
             host.issue()
             start = pump.cycle
@@ -221,7 +224,8 @@ async def bench_test(dut):
                 env.record("latency", {"n": n, "keep": keep,
                                    "latency": [o - f for o, f in zip(outs, firsts)]})
             else:
-                cpp = (outs[-1] - outs[0]) / max(1, len(outs) - 1)
+                h = len(row_ends) // 2
+                cpp = (row_ends[-1] - row_ends[h - 1]) / (len(row_ends) - h)
                 busy = max(1, -(-n // kpc))
                 env.record("throughput", {"n": n, "keep": keep, "passes": len(passes),
                                       "cycles_per_pass": cpp, "qk_busy_per_pass": busy,

@@ -6,7 +6,10 @@
 // A memory becomes one SPATTEN_SRAM cell (declared in sram_macro_bb.v) when it has exactly one
 // synchronous write port and one synchronous read port, both on the rising edge of the same
 // clock, and the read port has no reset and is not transparent (a read of the word being
-// written returns the old word). Anything else sets _TECHMAP_FAIL_ and is left to memory_map.
+// written returns the old word), and it has at least SPATTEN_MIN_MACRO_DEPTH words (defined by
+// flow.py from synth.macro.MIN_MACRO_DEPTH: fewer, a FIFO's handful of entries, is a register
+// file, smaller than any SRAM macro).
+// Anything else sets _TECHMAP_FAIL_ and is left to memory_map.
 // The read data register (merged into the read port by memory_dff) is inside the macro.
 // Initial contents (INIT, RD_INIT_VALUE) are dropped, as every init value is in the ASIC
 // netlist (toolchain.md P10).
@@ -69,7 +72,7 @@ module _spatten_sram_map (RD_CLK, RD_EN, RD_ARST, RD_SRST, RD_ADDR, RD_DATA,
 		{WIDTH{_TECHMAP_CONNMAP_WR_EN_[_TECHMAP_BITS_CONNMAP_-1:0]}};
 
 	wire _TECHMAP_FAIL_ =
-		RD_PORTS != 1 || WR_PORTS != 1 || OFFSET != 0 || SIZE < 2 ||
+		RD_PORTS != 1 || WR_PORTS != 1 || OFFSET != 0 || SIZE < `SPATTEN_MIN_MACRO_DEPTH ||
 		RD_CLK_ENABLE !== 1'b1 || RD_CLK_POLARITY !== 1'b1 ||
 		WR_CLK_ENABLE !== 1'b1 || WR_CLK_POLARITY !== 1'b1 ||
 		_TECHMAP_CONNMAP_RD_CLK_ != _TECHMAP_CONNMAP_WR_CLK_ ||

@@ -112,6 +112,18 @@ def test_head_ci_matches_golden(stall):
     assert chk.checked["dec"] == len(passes)
 
 
+@pytest.mark.parametrize("engines", [1, 3])
+def test_head_ci_any_engine_count(engines):
+    """The presets use 2 local-value top-k engines; 1 (no split or merge) and 3 (a merge
+    order that is not a parity) must give the same beats."""
+    base = PRESETS["ci"]
+    cfg = replace(base, attn=replace(base.attn, topk_engines=engines))
+    seed = 0xE9 + engines
+    passes = _queries(cfg, np.random.default_rng(seed), 12)
+    chk = run_head(cfg, passes, stall=(0.3, 0.5), seed=seed)
+    assert chk.checked["o"] == sum(not p.result.refetch for p in passes)
+
+
 def test_head_rejects_mismatched_configs():
     cfg = PRESETS["ci"]
     bad = replace(cfg, attn=replace(cfg.attn, prob=replace(cfg.attn.prob, width=8, frac=8)))

@@ -30,3 +30,15 @@ def test_attn_rtl(block, name, simulator, passes):
     if block in ("softmax", "head"):  # both sides of the refetch decision ran
         assert sum(x["refetched"] for x in runs) > 0
         assert sum(x["passes"] - x["refetched"] for x in runs) > 0
+
+
+@pytest.mark.rtl
+def test_bench_head_runs_and_checks_its_passes(tmp_path):
+    """`spatten bench head` at ci: every pass of the bench is checked bit for bit too (the
+    bench fails on a mismatch), and it reports one row per (L, keep)."""
+    from generators.cli import bench_head
+    rows = bench_head(PRESETS["ci"], sizes=[32, 64], packets=8, simulator="icarus", seed=5,
+                      out=tmp_path)
+    assert [(r["L"], r["keep"]) for r in rows] == [(32, 8), (32, 32), (64, 16), (64, 64)]
+    assert all(r["passes"] == 8 and r["Q·K busy cycles/pass"] == r["L"] // 2 for r in rows)
+    assert (tmp_path / "head_bench.md").read_text().count("\n| ") == 5

@@ -48,16 +48,20 @@ class RegisteredAdder(wiring.Component):
 
 
 class SmallRam(wiring.Component):
-    """16 x 8-bit memory with one write port and one synchronous read port."""
+    """``depth`` (16) x 8-bit memory with one write port and one synchronous read port."""
 
     addr: In(4)
     wdata: In(8)
     we: In(1)
     rdata: Out(8)
 
+    def __init__(self, depth=16):
+        self._depth = depth
+        super().__init__()
+
     def elaborate(self, platform):
         m = Module()
-        m.submodules.mem = mem = memory.Memory(shape=8, depth=16, init=[])
+        m.submodules.mem = mem = memory.Memory(shape=8, depth=self._depth, init=[])
         wr, rd = mem.write_port(), mem.read_port()
         m.d.comb += [wr.addr.eq(self.addr), wr.data.eq(self.wdata), wr.en.eq(self.we),
                      rd.addr.eq(self.addr), self.rdata.eq(rd.data)]
@@ -232,6 +236,15 @@ def test_memory_becomes_flip_flops(tmp_path):
     assert m["rtl_ff_bits"] == 8                       # the read port's data register
     assert m["ff"] == 16 * 8 + 8 and m["memory_mapping"] == "flip-flops"
     assert m["memory_macros"] is None and m["area_excludes"] is None
+
+
+def test_memory_below_macro_depth_stays_flip_flops(tmp_path):
+    """A FIFO's few words are a register file, not an SRAM macro, even in macro mode."""
+    depth = macro.MIN_MACRO_DEPTH // 2
+    (tmp_path / "m.v").write_text(verilog.convert(SmallRam(depth), name="m", emit_src=False))
+    m = run_synth(tmp_path / "m.v", "m", "cmos", tmp_path / "cmos", memory="macro").metrics
+    assert m["memory_bits"] == depth * 8 and m["ff"] == depth * 8 + 8
+    assert m["memory_mapping"] == "flip-flops" and m["memory_macros"] is None
 
 
 @pytest.fixture(scope="module")

@@ -32,3 +32,13 @@ def test_area_breakdown_shares_and_glue():
     assert out["topk"]["share"] == "10.0 %"
     assert out["glue (head - parts)"]["area_um2"] == 10.0
     assert out["head"]["share"] == "100.0 %"
+
+
+def test_area_breakdown_counts_every_topk_engine():
+    rows = [{"block": b, "config": "x", "target": "ecp5", "lut": v, "fmax_mhz": 50.0}
+            for b, v in (("qk", 30), ("softmax", 20), ("topk", 10), ("pv", 20),
+                         ("head", 100))]
+    out = {r["block"]: r for r in area_breakdown(rows, "ecp5", engines=2)}
+    assert out["topk × 2"]["lut"] == 20 and out["topk × 2"]["fmax_mhz"] == 50.0
+    assert out["topk × 2"]["share"] == "20.0 %"
+    assert out["glue (head - parts)"]["lut"] == 10

@@ -46,6 +46,7 @@ def test_generate_from_toml(tmp_path):
     (["bench", "topk", "--sizes", "1x"], "--sizes must be comma-separated integers"),
     (["bench", "topk", "--sizes", "4096"], "at most the capacity (1024)"),
     (["synth", "topk", "--target", "ecp5", "--liberty", "x.lib"], "--liberty applies to"),
+    (["bench", "head", "--config", "ci", "--sizes", "32", "--packets", "4"], "--packets must be at least 8"),
 ])
 def test_bad_arguments_fail_in_one_line(args, needle, capsys):
     assert main(args) == 2

@@ -66,6 +66,7 @@ U11 = QFormat(11, 11, signed=False)
                     f"not {q}"])
       for q in (QFormat(12, 0, signed=False), QFormat(3, 0), QFormat(25, 0), QFormat(12, 12),
                 QFormat(12, -1))],
+    *[({"topk_engines": n}, [f"topk_engines must be in 1..8, not {n}"]) for n in (0, 9)],
 ])
 def test_attn_validation_messages(kwargs, fragments):
     with pytest.raises(ConfigError) as info:
@@ -88,6 +89,7 @@ def test_attn_validation_messages(kwargs, fragments):
     {"prob": QFormat(4, 4, signed=False), "recip_bits": 5, "out": QFormat(4, 4)},
     {"prob": QFormat(16, 16, signed=False), "recip_bits": 17, "out": QFormat(24, 16)},
     {"recip_bits": 12}, {"recip_bits": 24}, {"out": QFormat(12, 11)},
+    {"topk_engines": 1}, {"topk_engines": 8},
 ])
 def test_attn_boundaries_accepted(kwargs):
     a = AttentionConfig(**kwargs)
@@ -172,7 +174,7 @@ def test_attn_tags_unique_and_stable():
     tags = [p.attn.tag for p in PRESETS.values()]
     assert len(set(tags)) == len(tags)
     assert PRESETS["paper"].attn.tag == \
-        "d64-m512-v512-q12-k8+4-s16f8-x16-e22-r14-u11f11-s12f0"
+        "d64-m512-v512-q12-k8+4-s16f8-x16-e22-r14-u11f11-s12f0-t2"
     assert dataclasses.replace(PRESETS["paper"].attn, lsb_bits=3).tag != \
         PRESETS["paper"].attn.tag
 
