@@ -174,7 +174,7 @@ def test_attn_tags_unique_and_stable():
     tags = [p.attn.tag for p in PRESETS.values()]
     assert len(set(tags)) == len(tags)
     assert PRESETS["paper"].attn.tag == \
-        "d64-m512-v512-q12-k8+4-s16f8-x16-e22-r14-u11f11-s12f0-t2"
+        "d64-m512-v512-q12-k8+4-s16f8-x16-e22-r14-u11f11-s12f0-t3"
     assert dataclasses.replace(PRESETS["paper"].attn, lsb_bits=3).tag != \
         PRESETS["paper"].attn.tag
 
