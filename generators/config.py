@@ -27,7 +27,7 @@ from typing import Any
 
 from .numerics import QFormat, bits_for, ceil_log2
 
-__all__ = ["TopKConfig", "AttentionConfig", "SpAttenConfig", "ConfigError"]
+__all__ = ["TopKConfig", "AttentionConfig", "CoreConfig", "SpAttenConfig", "ConfigError"]
 
 
 class ConfigError(ValueError):
@@ -264,12 +264,68 @@ class AttentionConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class CoreConfig:
+    """The SpAtten core around the head pipeline: importance accumulators, cascade token and
+    head pruning, generation policies and the DRAM layout (``docs/core.md``; golden model
+    :mod:`sim.golden.core`).
+
+    Fields
+    ------
+    heads : heads per layer the core holds state for (1..64).
+    imp_bits : width of a token's importance accumulator (unsigned, saturating), in units of
+        one probability LSB (``2**-attn.prob.frac``); 8..30, so that the token/head top-k
+        engine's signed 32-bit scores hold it and a "always keep" value above it.
+    head_imp_bits : width of a head's importance accumulator (unsigned, saturating), in units
+        of one output LSB (``2**-attn.out.frac``); 8..30.
+    age_frac_bits : fraction bits B of the age reciprocal table used by age-normalised
+        generation (``round(2**B / age)``), 8..24.
+    select_radix_bits : radix bits of the token/head top-k engine (its scores are
+        ``imp_bits + 1`` bits wide, so it has more levels than the local-value engines).
+    bus_bytes : AXI4 data width in bytes (a power of two, 4..128); DRAM rows are padded to
+        whole bus beats.
+    addr_bits : AXI4 address width (32..64).
+    """
+
+    heads: int = 16
+    imp_bits: int = 30
+    head_imp_bits: int = 30
+    age_frac_bits: int = 16
+    select_radix_bits: int = 8
+    bus_bytes: int = 32
+    addr_bits: int = 32
+
+    def __post_init__(self):
+        for name in ("heads", "imp_bits", "head_imp_bits", "age_frac_bits",
+                     "select_radix_bits", "bus_bytes", "addr_bits"):
+            _require_int(name, getattr(self, name))
+        if not 1 <= self.heads <= 64:
+            raise ConfigError(f"heads must be in 1..64, not {self.heads}")
+        for name in ("imp_bits", "head_imp_bits"):
+            if not 8 <= getattr(self, name) <= 30:
+                raise ConfigError(f"{name} must be in 8..30, not {getattr(self, name)}")
+        if not 8 <= self.age_frac_bits <= 24:
+            raise ConfigError(f"age_frac_bits must be in 8..24, not {self.age_frac_bits}")
+        if not 1 <= self.select_radix_bits <= 8:
+            raise ConfigError(f"select_radix_bits must be in 1..8, not {self.select_radix_bits}")
+        if not _is_pow2(self.bus_bytes) or not 4 <= self.bus_bytes <= 128:
+            raise ConfigError(f"bus_bytes must be a power of two in 4..128, not {self.bus_bytes}")
+        if not 32 <= self.addr_bits <= 64:
+            raise ConfigError(f"addr_bits must be in 32..64, not {self.addr_bits}")
+
+    @property
+    def tag(self) -> str:
+        return (f"h{self.heads}-i{self.imp_bits}-j{self.head_imp_bits}-a{self.age_frac_bits}"
+                f"-s{self.select_radix_bits}-b{self.bus_bytes}")
+
+
+@dataclass(frozen=True, kw_only=True)
 class SpAttenConfig:
     """The whole accelerator: one sub-config per block."""
 
     name: str = "custom"
     topk: TopKConfig = field(default_factory=TopKConfig)
     attn: AttentionConfig = field(default_factory=AttentionConfig)
+    core: CoreConfig = field(default_factory=CoreConfig)
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -278,6 +334,8 @@ class SpAttenConfig:
             raise ConfigError(f"topk must be a TopKConfig, not {self.topk!r}")
         if not isinstance(self.attn, AttentionConfig):
             raise ConfigError(f"attn must be an AttentionConfig, not {self.attn!r}")
+        if not isinstance(self.core, CoreConfig):
+            raise ConfigError(f"core must be a CoreConfig, not {self.core!r}")
 
     def check_head(self) -> "SpAttenConfig":
         """Raise :class:`ConfigError` unless the top-k and attention configs fit together in
@@ -294,6 +352,32 @@ class SpAttenConfig:
             raise ConfigError(f"topk.lanes ({t.lanes}) must be a multiple of attn.pv_rows "
                               f"(pv_multipliers / head_dim = {a.pv_rows})")
         return self
+
+    def check_core(self) -> "SpAttenConfig":
+        """Raise :class:`ConfigError` unless the core's accumulators fit the datapath's formats
+        (on top of :meth:`check_head`)."""
+        self.check_head()
+        a, c = self.attn, self.core
+        if c.imp_bits <= a.prob.width:
+            raise ConfigError(f"core.imp_bits ({c.imp_bits}) must be wider than attn.prob "
+                              f"({a.prob}): it sums probabilities")
+        need = a.out.width + ceil_log2(a.head_dim)
+        if c.head_imp_bits < need:
+            raise ConfigError(f"core.head_imp_bits ({c.head_imp_bits}) must be at least "
+                              f"{need}: one output vector's sum of |out| (attn.out = {a.out}, "
+                              f"D = {a.head_dim})")
+        return self
+
+    @property
+    def select_topk(self) -> TopKConfig:
+        """The token/head top-k engine of the core: the local-value engine's lanes and
+        capacity, one buffer (it runs once per layer), signed scores two bits wider than the
+        wider importance accumulator (a sign bit, and one bit for the value above every
+        importance that a protected token gets: ``docs/core.md``)."""
+        c = self.core
+        return TopKConfig(lanes=self.topk.lanes, capacity=self.topk.capacity,
+                          score=QFormat(max(c.imp_bits, c.head_imp_bits) + 2, 0),
+                          radix_bits=c.select_radix_bits, buffers=1)
 
     @property
     def tag(self) -> str:
@@ -339,7 +423,7 @@ def _to_dict(obj) -> dict:
     return out
 
 
-_NESTED = {"topk": TopKConfig, "attn": AttentionConfig}
+_NESTED = {"topk": TopKConfig, "attn": AttentionConfig, "core": CoreConfig}
 
 
 def _from_dict(cls, d: dict, prefix: str):

@@ -18,11 +18,15 @@ about ``2 * L / 16 + 15`` cycles on a query of ``L`` keys, more when prob·V's 8
 cycle throttle its filter pass, against the Q·K array's ``L / 8``; measured Q·K utilization
 at L = 128, keep = 128 is 93.0 % with 2 engines and 98.2 % with 3 (``spatten bench head``).
 ``eighth`` and ``ci`` have 2.
+
+The core (``core``): ``paper`` and ``eighth`` hold 16 heads (GPT-2 medium), 30-bit importance
+accumulators and a 64-byte AXI4 data bus; ``ci`` has 4 heads, 16-bit accumulators (so tests
+reach saturation) and an 8-byte bus (so rows span several beats).
 """
 
 from __future__ import annotations
 
-from .config import AttentionConfig, ConfigError, SpAttenConfig, TopKConfig
+from .config import AttentionConfig, ConfigError, CoreConfig, SpAttenConfig, TopKConfig
 from .numerics import QFormat
 
 __all__ = ["PRESETS", "get_config"]
@@ -34,7 +38,9 @@ PRESETS: dict[str, SpAttenConfig] = {
         attn=AttentionConfig(
             head_dim=16, qk_multipliers=32, pv_multipliers=32, q_bits=8, msb_bits=4,
             lsb_bits=4, score=QFormat(12, 6), scale_bits=12, exp_bits=12, recip_bits=10,
-            prob=QFormat(7, 7, signed=False), out=QFormat(10, 2))),
+            prob=QFormat(7, 7, signed=False), out=QFormat(10, 2)),
+        core=CoreConfig(heads=4, imp_bits=16, head_imp_bits=16, age_frac_bits=12,
+                        select_radix_bits=6, bus_bytes=8)),
     "paper": SpAttenConfig(
         name="paper",
         topk=TopKConfig(lanes=16, capacity=1024, score=QFormat(12, 0), radix_bits=6,
@@ -42,7 +48,9 @@ PRESETS: dict[str, SpAttenConfig] = {
         attn=AttentionConfig(
             head_dim=64, qk_multipliers=512, pv_multipliers=512, q_bits=12, msb_bits=8,
             lsb_bits=4, score=QFormat(16, 8), scale_bits=16, exp_bits=22, recip_bits=14,
-            prob=QFormat(11, 11, signed=False), out=QFormat(12, 0), topk_engines=3)),
+            prob=QFormat(11, 11, signed=False), out=QFormat(12, 0), topk_engines=3),
+        core=CoreConfig(heads=16, imp_bits=30, head_imp_bits=30, age_frac_bits=16,
+                        select_radix_bits=8, bus_bytes=64)),
     "eighth": SpAttenConfig(
         name="eighth",
         topk=TopKConfig(lanes=2, capacity=1024, score=QFormat(12, 0), radix_bits=6,
@@ -50,7 +58,9 @@ PRESETS: dict[str, SpAttenConfig] = {
         attn=AttentionConfig(
             head_dim=64, qk_multipliers=64, pv_multipliers=64, q_bits=12, msb_bits=8,
             lsb_bits=4, score=QFormat(16, 8), scale_bits=16, exp_bits=22, recip_bits=14,
-            prob=QFormat(11, 11, signed=False), out=QFormat(12, 0))),
+            prob=QFormat(11, 11, signed=False), out=QFormat(12, 0)),
+        core=CoreConfig(heads=16, imp_bits=30, head_imp_bits=30, age_frac_bits=16,
+                        select_radix_bits=8, bus_bytes=64)),
 }
 
 

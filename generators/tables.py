@@ -11,10 +11,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from .config import AttentionConfig
+from .config import AttentionConfig, SpAttenConfig
 from .numerics import QFormat
 
-__all__ = ["exp2_table", "exp2_format"]
+__all__ = ["exp2_table", "exp2_format", "age_recip_table"]
 
 
 @lru_cache(maxsize=None)
@@ -41,3 +41,21 @@ def exp2_table(cfg: AttentionConfig) -> tuple[int, ...]:
 def exp2_format(cfg: AttentionConfig) -> QFormat:
     """The format of the table entries and of every exponential ``e``: ``u(E+1)fE``."""
     return QFormat(cfg.exp_width, cfg.exp_bits, signed=False)
+
+
+@lru_cache(maxsize=None)
+def _age_recip_table(frac: int, ages: int) -> tuple[int, ...]:
+    # floor(2**B / a + 1/2) in integers: HALF_UP.
+    return (0,) + tuple(((1 << (frac + 1)) + a) // (2 * a) for a in range(1, ages + 1))
+
+
+def age_recip_table(cfg: SpAttenConfig) -> tuple[int, ...]:
+    """``R[a] = floor(2**B / a + 1/2)`` for ages ``a = 1 .. topk.capacity`` (``R[0] = 0`` is
+    never read), ``B = core.age_frac_bits``: the reciprocals by which age-normalised
+    generation multiplies a token's importance (``docs/core.md``). ``R[1] = 2**B``; every
+    entry fits ``B + 1`` unsigned bits."""
+    if not isinstance(cfg, SpAttenConfig):
+        raise TypeError(f"cfg must be a SpAttenConfig, not {cfg!r}")
+    t = _age_recip_table(cfg.core.age_frac_bits, cfg.topk.capacity)
+    assert t[1] == 1 << cfg.core.age_frac_bits
+    return t
