@@ -71,14 +71,20 @@ def cmd_sim(args) -> int:
     r = run_cocotb(cfg, args.block, simulator=args.simulator, packets=per, seed=args.seed,
                    stalls=stalls, waves=args.waves or None)
     runs = r.result.get("runs", [])
-    unit = "packets" if args.block == "topk" else "passes"
+    unit = {"topk": "packets", "dma": "rows"}.get(args.block, "passes")
     for x in runs:
-        extra = (f"matched {x['matched']}" if unit == "packets" else
-                 f"queries {x['queries']} ({x['refetched']} refetched), beats checked "
-                 + ", ".join(f"{k} {v}" for k, v in sorted(x["beats"].items())))
+        if args.block == "dma":
+            extra = (f"read beats {x['read_beats']}, RAM after writes "
+                     f"{'as expected' if x['ram_ok'] else 'WRONG'}, byte counters "
+                     f"{'right' if x['counters_ok'] else 'WRONG'}")
+        elif unit == "packets":
+            extra = f"matched {x['matched']}"
+        else:
+            extra = (f"queries {x['queries']} ({x['refetched']} refetched), beats checked "
+                     + ", ".join(f"{k} {v}" for k, v in sorted(x["beats"].items())))
         print(f"stall in/out {x['stall'][0]:.1f}/{x['stall'][1]:.1f}: {unit} {x[unit]}, "
               f"{extra}, cycles {x['cycles']}, mismatches {x['mismatches']}")
-        if x["first"]:
+        if x.get("first"):
             print(f"  {x['first']}")
     total = sum(x[unit] for x in runs)
     bad = sum(x["mismatches"] for x in runs)

@@ -24,6 +24,7 @@ BLOCKS = {
     "pv": ("spatten_pv", "prob·V broadcast-multiply-reduce array"),
     "head": ("spatten_head", "per-head attention pipeline: Q·K, softmax, local value "
                              "pruning, prob·V"),
+    "dma": ("spatten_dma", "row reads and writes over an AXI4 manager port"),
 }
 
 
@@ -68,6 +69,10 @@ def build_component(cfg: SpAttenConfig, block: str):
         from hdl.attn.head import Head
 
         return Head(cfg)
+    if block == "dma":
+        from hdl.core.axi import Dma
+
+        return Dma(cfg)
     raise AssertionError(block)  # pragma: no cover - BLOCKS and this switch agree
 
 
