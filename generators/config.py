@@ -272,6 +272,8 @@ class CoreConfig:
     Fields
     ------
     heads : heads per layer the core holds state for (1..64).
+    layers : layers the core holds kept-token masks for (1..128; generation keeps one per
+        layer from step to step).
     imp_bits : width of a token's importance accumulator (unsigned, saturating), in units of
         one probability LSB (``2**-attn.prob.frac``); 8..30, so that the token/head top-k
         engine's signed 32-bit scores hold it and a "always keep" value above it.
@@ -287,6 +289,7 @@ class CoreConfig:
     """
 
     heads: int = 16
+    layers: int = 24
     imp_bits: int = 30
     head_imp_bits: int = 30
     age_frac_bits: int = 16
@@ -295,11 +298,13 @@ class CoreConfig:
     addr_bits: int = 32
 
     def __post_init__(self):
-        for name in ("heads", "imp_bits", "head_imp_bits", "age_frac_bits",
+        for name in ("heads", "layers", "imp_bits", "head_imp_bits", "age_frac_bits",
                      "select_radix_bits", "bus_bytes", "addr_bits"):
             _require_int(name, getattr(self, name))
         if not 1 <= self.heads <= 64:
             raise ConfigError(f"heads must be in 1..64, not {self.heads}")
+        if not 1 <= self.layers <= 128:
+            raise ConfigError(f"layers must be in 1..128, not {self.layers}")
         for name in ("imp_bits", "head_imp_bits"):
             if not 8 <= getattr(self, name) <= 30:
                 raise ConfigError(f"{name} must be in 8..30, not {getattr(self, name)}")
@@ -314,7 +319,7 @@ class CoreConfig:
 
     @property
     def tag(self) -> str:
-        return (f"h{self.heads}-i{self.imp_bits}-j{self.head_imp_bits}-a{self.age_frac_bits}"
+        return (f"h{self.heads}-l{self.layers}-i{self.imp_bits}-j{self.head_imp_bits}-a{self.age_frac_bits}"
                 f"-s{self.select_radix_bits}-b{self.bus_bytes}")
 
 

@@ -25,6 +25,8 @@ BLOCKS = {
     "head": ("spatten_head", "per-head attention pipeline: Q·K, softmax, local value "
                              "pruning, prob·V"),
     "dma": ("spatten_dma", "row reads and writes over an AXI4 manager port"),
+    "select": ("spatten_select", "cascade token selection: importance, kept-token masks, "
+                                 "sinks/recent/age policies, the token top-k engine"),
 }
 
 
@@ -73,6 +75,10 @@ def build_component(cfg: SpAttenConfig, block: str):
         from hdl.core.axi import Dma
 
         return Dma(cfg)
+    if block == "select":
+        from hdl.core.select import TokenSelect
+
+        return TokenSelect(cfg)
     raise AssertionError(block)  # pragma: no cover - BLOCKS and this switch agree
 
 

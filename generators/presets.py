@@ -39,7 +39,7 @@ PRESETS: dict[str, SpAttenConfig] = {
             head_dim=16, qk_multipliers=32, pv_multipliers=32, q_bits=8, msb_bits=4,
             lsb_bits=4, score=QFormat(12, 6), scale_bits=12, exp_bits=12, recip_bits=10,
             prob=QFormat(7, 7, signed=False), out=QFormat(10, 2)),
-        core=CoreConfig(heads=4, imp_bits=16, head_imp_bits=16, age_frac_bits=12,
+        core=CoreConfig(heads=4, layers=4, imp_bits=16, head_imp_bits=16, age_frac_bits=12,
                         select_radix_bits=6, bus_bytes=8)),
     "paper": SpAttenConfig(
         name="paper",
@@ -49,7 +49,7 @@ PRESETS: dict[str, SpAttenConfig] = {
             head_dim=64, qk_multipliers=512, pv_multipliers=512, q_bits=12, msb_bits=8,
             lsb_bits=4, score=QFormat(16, 8), scale_bits=16, exp_bits=22, recip_bits=14,
             prob=QFormat(11, 11, signed=False), out=QFormat(12, 0), topk_engines=3),
-        core=CoreConfig(heads=16, imp_bits=30, head_imp_bits=30, age_frac_bits=16,
+        core=CoreConfig(heads=16, layers=24, imp_bits=30, head_imp_bits=30, age_frac_bits=16,
                         select_radix_bits=8, bus_bytes=64)),
     "eighth": SpAttenConfig(
         name="eighth",
@@ -59,7 +59,7 @@ PRESETS: dict[str, SpAttenConfig] = {
             head_dim=64, qk_multipliers=64, pv_multipliers=64, q_bits=12, msb_bits=8,
             lsb_bits=4, score=QFormat(16, 8), scale_bits=16, exp_bits=22, recip_bits=14,
             prob=QFormat(11, 11, signed=False), out=QFormat(12, 0)),
-        core=CoreConfig(heads=16, imp_bits=30, head_imp_bits=30, age_frac_bits=16,
+        core=CoreConfig(heads=16, layers=24, imp_bits=30, head_imp_bits=30, age_frac_bits=16,
                         select_radix_bits=8, bus_bytes=64)),
 }
 

@@ -124,8 +124,10 @@ class TopK(wiring.Component):
         d_kpre = [Signal(KW, name=f"desc{b}_kpre") for b in range(B)]
         d_r = [Signal(CB, name=f"desc{b}_r") for b in range(B)]
         d_trunc = [Signal(name=f"desc{b}_trunc") for b in range(B)]
-        wb = Signal(range(B), name="wbuf")  # buffer being written
-        rb = Signal(range(B), name="rbuf")  # buffer being processed
+        # Buffer numbers (one bit even with one buffer: a zero-width signal is a [-1:0]
+        # vector in the Verilog, which lint rejects).
+        wb = Signal(range(max(2, B)), name="wbuf")  # buffer being written
+        rb = Signal(range(max(2, B)), name="rbuf")  # buffer being processed
         release = Signal()  # processing finished with buffer rb (this cycle)
 
         def sel(sigs, idx):

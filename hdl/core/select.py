@@ -1,0 +1,291 @@
+"""Cascade token selection: importance and per-layer kept-token masks → the top-k engine →
+the new mask and the keep list.
+
+Spec: ``docs/core.md`` (Selection); golden model :func:`sim.golden.core.select` with the
+candidates, protection and scores of :func:`sim.golden.core.decode_step` /
+:func:`sim.golden.core.summarize`.
+
+State: the token importance ``imp`` (``topk.capacity`` accumulators of ``core.imp_bits``,
+``P = topk.lanes`` per memory word, loaded through ``imp_in``) and one kept-token mask per
+layer (``core.layers`` × ``capacity`` bits, ``P`` per word).
+
+One ``cmd`` beat selects for one layer over positions ``0 .. n-1``:
+
+1. *Scores pass* (``ceil(n / P)`` cycles): word ``w`` of ``imp`` and of the masks is read and
+   every position ``p`` of it becomes a top-k score: ``2**imp_bits`` if protected
+   (``p < sinks`` or ``p > newest - recent``), else ``imp[p]`` or, with ``age_norm``,
+   ``(imp[p] * R[newest - p + 1] + 2**(B-1)) >> B`` (``R``: the age reciprocal ROM, banked by
+   age mod ``P`` so one word reads ``P`` entries), for a *candidate*; ``-1`` for any other
+   position (below every candidate, so never kept while ``keep`` is at most the candidate
+   count). Candidates: ``all`` (every position below ``n``), or mask ``src`` plus, with
+   ``add_newest``, position ``newest``; with ``has_upper``, only those also in mask ``upper``.
+   Protection applies to candidates only.
+2. *Check*: ``age_norm`` needs ``n = newest + 1`` (generation: ages are 1 and up; else
+   ``PARAMS``); ``keep`` must be in ``1 .. candidates`` (else ``KEEP_RANGE``) and at least
+   the protected count (else ``POLICY``). On an error the engine's output is drained, no mask
+   changes and no keep list goes out.
+3. *Write pass*: the engine's kept indices (in order) go out on ``keep`` and are merged into
+   mask ``dst`` word by word (words ``0 .. ceil(n / P) - 1`` are rewritten).
+4. One ``status`` beat: the code (:class:`sim.golden.core.Status`) and the candidate count.
+
+Raises
+------
+TypeError
+    if ``cfg`` is not a :class:`~generators.config.SpAttenConfig`.
+ConfigError
+    if the config's head or core parts do not fit together (``cfg.check_core()``).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from generators.config import SpAttenConfig
+from generators.numerics import bits_for
+from generators.tables import age_recip_table
+
+from ..common.arith import popcount
+from ..topk import TopK
+from ..topk.layouts import out_layout as topk_out_layout
+
+__all__ = ["TokenSelect", "select_cmd_layout", "imp_word_layout", "status_layout",
+           "STATUS_OK", "STATUS_KEEP_RANGE", "STATUS_POLICY", "STATUS_PARAMS"]
+
+# The codes of sim.golden.core.Status that this unit can raise.
+STATUS_OK, STATUS_KEEP_RANGE, STATUS_POLICY, STATUS_PARAMS = 0, 1, 3, 5
+
+
+def select_cmd_layout(cfg: SpAttenConfig) -> data.StructLayout:
+    c, t = cfg.core, cfg.topk
+    lb = max(1, (c.layers - 1).bit_length())
+    return data.StructLayout({
+        "n": unsigned(t.count_bits),          # positions 0..n-1 (1..capacity)
+        "keep": unsigned(t.count_bits),
+        "newest": unsigned(t.index_bits),
+        "sinks": unsigned(t.count_bits),
+        "recent": unsigned(t.count_bits),
+        "age_norm": unsigned(1),
+        "all": unsigned(1),                   # every position below n is a candidate
+        "src": unsigned(lb),
+        "add_newest": unsigned(1),
+        "has_upper": unsigned(1),
+        "upper": unsigned(lb),
+        "dst": unsigned(lb),
+    })
+
+
+def imp_word_layout(cfg: SpAttenConfig) -> data.StructLayout:
+    """A write of one importance word: ``P`` accumulators at word address ``addr``."""
+    t = cfg.topk
+    return data.StructLayout({
+        "addr": unsigned(max(1, (t.rows - 1).bit_length())),
+        "data": data.ArrayLayout(unsigned(cfg.core.imp_bits), t.lanes),
+    })
+
+
+def status_layout(cfg: SpAttenConfig) -> data.StructLayout:
+    return data.StructLayout({"code": unsigned(3),
+                              "candidates": unsigned(cfg.topk.count_bits)})
+
+
+class TokenSelect(wiring.Component):
+    """Cascade token selection for one layer per command (see the module docstring).
+
+    Members
+    -------
+    imp_in : ``In(stream.Signature(imp_word_layout(cfg)))``: importance word writes (taken
+        between commands)
+    cmd : ``In(stream.Signature(select_cmd_layout(cfg)))``
+    keep : ``Out(stream.Signature(topk.layouts.out_layout(cfg.select_topk)))``: the kept
+        positions (``index``) and their scores, in order
+    status : ``Out(stream.Signature(status_layout(cfg)))``
+    """
+
+    def __init__(self, cfg: SpAttenConfig):
+        if not isinstance(cfg, SpAttenConfig):
+            raise TypeError(f"cfg must be a SpAttenConfig, not {cfg!r}")
+        cfg.check_core()
+        self._cfg = cfg
+        super().__init__({
+            "imp_in": In(stream.Signature(imp_word_layout(cfg))),
+            "cmd": In(stream.Signature(select_cmd_layout(cfg))),
+            "keep": Out(stream.Signature(topk_out_layout(cfg.select_topk))),
+            "status": Out(stream.Signature(status_layout(cfg))),
+        })
+
+    def elaborate(self, platform):
+        cfg = self._cfg
+        c, t, st = cfg.core, cfg.topk, cfg.select_topk
+        m = Module()
+        P, W, IB, B = t.lanes, t.rows, c.imp_bits, c.age_frac_bits
+        lane_bits = (P - 1).bit_length()
+        m.submodules.engine = engine = TopK(st)
+        m.submodules.imp = imp = Memory(shape=data.ArrayLayout(unsigned(IB), P), depth=W,
+                                        init=[])
+        m.submodules.masks = masks = Memory(shape=unsigned(P), depth=c.layers * W, init=[])
+        imp_w, imp_r = imp.write_port(), imp.read_port()
+        mask_w = masks.write_port()
+        src_r, up_r = masks.read_port(), masks.read_port()
+        # Age reciprocals banked by age mod P: bank i holds R[a] for a = i, i + P, ... at
+        # address a // P, so the P consecutive ages of one word hit every bank once.
+        table = age_recip_table(cfg)
+        banks = []
+        for i in range(P):
+            init = list(table[i::P])
+            m.submodules[f"recip{i}"] = bank = Memory(shape=unsigned(B + 1), depth=len(init),
+                                                      init=init)
+            banks.append(bank.read_port())
+
+        cmd = Signal(select_cmd_layout(cfg))
+        busy = Signal()
+        words = Signal(range(W + 1))       # ceil(n / P)
+        w = Signal(range(W + 1))           # next word to read (scores) or to write (masks)
+        cands = Signal(t.count_bits + 1)
+        prot = Signal(t.count_bits + 1)
+        code = Signal(3)
+
+        # ---- importance writes, between commands -----------------------------------------
+        m.d.comb += [imp_w.addr.eq(self.imp_in.payload.addr),
+                     imp_w.data.eq(self.imp_in.payload.data),
+                     imp_w.en.eq(self.imp_in.valid & ~busy),
+                     self.imp_in.ready.eq(~busy)]
+
+        # ---- scores pass, read stage: word w ---------------------------------------------
+        m.d.comb += [imp_r.addr.eq(w), src_r.addr.eq(cmd.src * W + w),
+                     up_r.addr.eq(cmd.upper * W + w)]
+        age_w = t.count_bits + 3
+        lane_age = [Signal(signed(age_w), name=f"age{j}") for j in range(P)]
+        for j in range(P):
+            m.d.comb += lane_age[j].eq(cmd.newest - w * P - j + 1)
+        for i, bank in enumerate(banks):
+            addr = Const(0, len(bank.addr))
+            for j in range(P):
+                hit = (lane_age[j].as_unsigned()[:lane_bits] == i) if lane_bits else Const(1)
+                addr = Mux(hit, (lane_age[j] >> lane_bits).as_unsigned()[:len(bank.addr)],
+                           addr)
+            m.d.comb += bank.addr.eq(addr)
+        rd_valid = Signal()                # read data on the ports is word rd_w
+        rd_w = Signal(range(W + 1))
+        rd_last = Signal()
+        bank_sel = [Signal(range(P), name=f"bank_sel{j}") for j in range(P)]
+
+        # ---- scores pass, score stage: word rd_w -----------------------------------------
+        lane_cand = [Signal(name=f"cand{j}") for j in range(P)]
+        lane_prot = [Signal(name=f"prot{j}") for j in range(P)]
+        scores = [Signal(signed(st.score.width), name=f"score{j}") for j in range(P)]
+        for j in range(P):
+            pos = rd_w * P + j
+            listed = Mux(cmd.all, 1, src_r.data[j] | (cmd.add_newest & (pos == cmd.newest)))
+            cand = (pos < cmd.n) & listed & (~cmd.has_upper | up_r.data[j])
+            recip = Const(0, B + 1)
+            for i, bank in enumerate(banks):
+                recip = Mux(bank_sel[j] == i, bank.data, recip)
+            normed = (imp_r.data[j] * recip + (1 << (B - 1))) >> B
+            m.d.comb += [
+                lane_cand[j].eq(cand),
+                lane_prot[j].eq(cand & ((pos < cmd.sinks) | (pos + cmd.recent > cmd.newest))),
+                scores[j].eq(Mux(lane_prot[j], 1 << IB,
+                                 Mux(cand, Mux(cmd.age_norm, normed, imp_r.data[j]), -1))),
+            ]
+
+        e = engine.i
+        advance = ~e.valid | e.ready
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += self.cmd.ready.eq(~self.imp_in.valid)
+                with m.If(self.cmd.valid & ~self.imp_in.valid):
+                    m.d.sync += [cmd.eq(self.cmd.payload), w.eq(0), cands.eq(0), prot.eq(0),
+                                 words.eq((self.cmd.payload.n + P - 1) >> lane_bits),
+                                 busy.eq(1), rd_valid.eq(0)]
+                    m.next = "SCORES"
+            with m.State("SCORES"):
+                m.d.comb += [imp_r.en.eq(advance), src_r.en.eq(advance), up_r.en.eq(advance)]
+                for bank in banks:
+                    m.d.comb += bank.en.eq(advance)
+                with m.If(advance):
+                    m.d.sync += e.valid.eq(rd_valid)
+                    with m.If(rd_valid):
+                        m.d.sync += [e.payload.k.eq(cmd.keep), e.payload.last.eq(rd_last),
+                                     e.payload.count.eq(Mux(rd_last, cmd.n - rd_w * P, P)),
+                                     cands.eq(cands + popcount(lane_cand)),
+                                     prot.eq(prot + popcount(lane_prot))]
+                        m.d.sync += [e.payload.data[j].eq(scores[j]) for j in range(P)]
+                    with m.If(w < words):
+                        m.d.sync += [rd_valid.eq(1), rd_w.eq(w), rd_last.eq(w == words - 1),
+                                     w.eq(w + 1)]
+                        m.d.sync += [bank_sel[j].eq(lane_age[j].as_unsigned()[:lane_bits]
+                                                    if lane_bits else 0) for j in range(P)]
+                    with m.Else():
+                        m.d.sync += rd_valid.eq(0)
+                        with m.If(rd_valid):
+                            m.next = "CHECK"
+            with m.State("CHECK"):
+                with m.If(e.ready | ~e.valid):
+                    m.d.sync += [e.valid.eq(0), w.eq(0)]
+                    with m.If(cmd.age_norm & (cmd.n != cmd.newest + 1)):
+                        m.d.sync += code.eq(STATUS_PARAMS)
+                    with m.Elif((cmd.keep == 0) | (cmd.keep > cands)):
+                        m.d.sync += code.eq(STATUS_KEEP_RANGE)
+                    with m.Elif(prot > cmd.keep):
+                        m.d.sync += code.eq(STATUS_POLICY)
+                    with m.Else():
+                        m.d.sync += code.eq(STATUS_OK)
+                    m.next = "WRITE"
+            with m.State("WRITE"):
+                with m.If(self._write_pass(m, cmd, code, w, words, engine.o, mask_w, W)):
+                    m.next = "STATUS"
+            with m.State("STATUS"):
+                m.d.comb += [self.status.valid.eq(1), self.status.payload.code.eq(code),
+                             self.status.payload.candidates.eq(cands)]
+                with m.If(self.status.ready):
+                    m.d.sync += busy.eq(0)
+                    m.next = "IDLE"
+        return m
+
+    def _write_pass(self, m, cmd, code, w, words, o, mask_w, W):
+        """Kept indices → ``keep`` and mask ``dst``; returns the "all done" condition.
+
+        Each cycle either takes the engine's beat (when all its indices are in words up to
+        ``w``) or writes word ``w`` (its bits so far plus the beat's bits in it) and moves
+        on; after the last beat the remaining words are written with what they hold."""
+        P = self._cfg.topk.lanes
+        lane_bits = (P - 1).bit_length()
+        bits = Signal(P)                    # bits of word w from beats already taken
+        taken_last = Signal()               # the engine's last beat has been taken
+        ok = code == STATUS_OK
+        lo = w * P
+        in_word = Signal(P)
+        for j in range(P):
+            idx = o.payload.index[j]
+            m.d.comb += in_word[j].eq((j < o.payload.count) & (idx >= lo) & (idx < lo + P))
+        beat_bits = Signal(P)
+        m.d.comb += beat_bits.eq(0)
+        for j in range(P):
+            with m.If(in_word[j]):
+                m.d.comb += beat_bits.bit_select(
+                    (o.payload.index[j] - lo).as_unsigned()[:max(1, lane_bits)], 1).eq(1)
+        last_idx = o.payload.index[0]
+        for j in range(1, P):
+            last_idx = Mux(o.payload.count > j, o.payload.index[j], last_idx)
+        beat_in = o.valid & ~taken_last
+        fits = beat_in & ((o.payload.count == 0) | (last_idx < lo + P))
+        take = Mux(ok, fits & (w < words), beat_in)  # on an error: drain every beat
+        m.d.comb += [self.keep.payload.eq(o.payload), self.keep.valid.eq(take & ok),
+                     o.ready.eq(take & (self.keep.ready | ~ok))]
+        with m.If(o.valid & o.ready):
+            m.d.sync += bits.eq(bits | beat_bits)
+            with m.If(o.payload.last):
+                m.d.sync += taken_last.eq(1)
+        write = ok & (w < words) & ~fits & (taken_last | beat_in)
+        m.d.comb += [mask_w.addr.eq(cmd.dst * W + w),
+                     mask_w.data.eq(bits | Mux(beat_in, beat_bits, 0)),
+                     mask_w.en.eq(write)]
+        with m.If(write):
+            m.d.sync += [bits.eq(0), w.eq(w + 1)]
+        done = taken_last & (~ok | (w == words))
+        with m.If(done):
+            m.d.sync += [taken_last.eq(0), bits.eq(0)]
+        return done
