@@ -25,6 +25,8 @@ BLOCKS = {
     "head": ("spatten_head", "per-head attention pipeline: Q·K, softmax, local value "
                              "pruning, prob·V"),
     "dma": ("spatten_dma", "row reads and writes over an AXI4 manager port"),
+    "importance": ("spatten_importance", "per-slot saturating sums of a layer's "
+                                         "probability rows (token importance)"),
     "select": ("spatten_select", "cascade token selection: importance, kept-token masks, "
                                  "sinks/recent/age policies, the token top-k engine"),
 }
@@ -75,6 +77,10 @@ def build_component(cfg: SpAttenConfig, block: str):
         from hdl.core.axi import Dma
 
         return Dma(cfg)
+    if block == "importance":
+        from hdl.core.importance import SlotAccumulator
+
+        return SlotAccumulator(cfg)
     if block == "select":
         from hdl.core.select import TokenSelect
 
