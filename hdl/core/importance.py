@@ -36,6 +36,7 @@ from generators.config import SpAttenConfig
 from generators.numerics import bits_for
 
 from ..attn.layouts import prob_layout
+from .check import core_config
 
 __all__ = ["SlotAccumulator", "sums_layout"]
 
@@ -61,10 +62,7 @@ class SlotAccumulator(wiring.Component):
     """
 
     def __init__(self, cfg: SpAttenConfig):
-        if not isinstance(cfg, SpAttenConfig):
-            raise TypeError(f"cfg must be a SpAttenConfig, not {cfg!r}")
-        cfg.check_core()
-        self._cfg = cfg
+        self._cfg = core_config(cfg)
         super().__init__({
             "p": In(stream.Signature(prob_layout(cfg))),
             "drain": In(stream.Signature(unsigned(cfg.topk.count_bits))),

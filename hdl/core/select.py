@@ -48,6 +48,7 @@ from generators.numerics import bits_for
 from generators.tables import age_recip_table
 
 from ..common.arith import popcount
+from .check import core_config
 from ..topk import TopK
 from ..topk.layouts import out_layout as topk_out_layout
 
@@ -105,10 +106,7 @@ class TokenSelect(wiring.Component):
     """
 
     def __init__(self, cfg: SpAttenConfig):
-        if not isinstance(cfg, SpAttenConfig):
-            raise TypeError(f"cfg must be a SpAttenConfig, not {cfg!r}")
-        cfg.check_core()
-        self._cfg = cfg
+        self._cfg = core_config(cfg)
         super().__init__({
             "imp_in": In(stream.Signature(imp_word_layout(cfg))),
             "cmd": In(stream.Signature(select_cmd_layout(cfg))),

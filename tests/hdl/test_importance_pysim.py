@@ -87,3 +87,16 @@ def test_slot_sums_match_numpy(name, stall):
     assert len(got) == len(expect)
     for j, (g, e) in enumerate(zip(got, expect)):
         assert g == e, f"sums beat {j}: {g} != {e}"
+
+
+def test_core_units_reject_bad_configs():
+    from dataclasses import replace
+
+    from generators.config import ConfigError
+    from hdl.core.select import TokenSelect
+    cfg = PRESETS["ci"]
+    for cls in (SlotAccumulator, TokenSelect):
+        with pytest.raises(TypeError, match="cfg must be a SpAttenConfig"):
+            cls(cfg.core)
+        with pytest.raises(ConfigError, match="core.head_imp_bits \\(12\\) must be at least"):
+            cls(replace(cfg, core=replace(cfg.core, head_imp_bits=12)))
