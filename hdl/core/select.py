@@ -28,6 +28,13 @@ One ``cmd`` beat selects for one layer over positions ``0 .. n-1``:
    mask ``dst`` word by word (words ``0 .. ceil(n / P) - 1`` are rewritten).
 4. One ``status`` beat: the code (:class:`sim.golden.core.Status`) and the candidate count.
 
+A command with ``merge = 1`` instead adds a layer's slot sums (``sums``, from
+:class:`hdl.core.importance.SlotAccumulator`, in slot order) into ``imp`` at the positions of
+mask ``src`` (the layer's kept tokens, whose ``s``-th set bit is slot ``s``), saturating at
+``2**imp_bits - 1``, for positions ``0 .. n-1``; the ``sums`` stream must hold exactly the
+mask's set bits (plus an empty beat when there are none). Two cycles per word plus one per
+``sums`` beat; its ``status`` beat counts the slots merged.
+
 Raises
 ------
 TypeError
@@ -47,8 +54,9 @@ from generators.config import SpAttenConfig
 from generators.numerics import bits_for
 from generators.tables import age_recip_table
 
-from ..common.arith import popcount
+from ..common.arith import popcount, prefix_sums
 from .check import core_config
+from .importance import sums_layout
 from ..topk import TopK
 from ..topk.layouts import out_layout as topk_out_layout
 
@@ -75,6 +83,7 @@ def select_cmd_layout(cfg: SpAttenConfig) -> data.StructLayout:
         "has_upper": unsigned(1),
         "upper": unsigned(lb),
         "dst": unsigned(lb),
+        "merge": unsigned(1),                 # MERGE instead of select (see the docstring)
     })
 
 
@@ -99,6 +108,7 @@ class TokenSelect(wiring.Component):
     -------
     imp_in : ``In(stream.Signature(imp_word_layout(cfg)))``: importance word writes (taken
         between commands)
+    sums : ``In(stream.Signature(importance.sums_layout(cfg)))``: slot sums for a merge
     cmd : ``In(stream.Signature(select_cmd_layout(cfg)))``
     keep : ``Out(stream.Signature(topk.layouts.out_layout(cfg.select_topk)))``: the kept
         positions (``index``) and their scores, in order
@@ -109,6 +119,7 @@ class TokenSelect(wiring.Component):
         self._cfg = core_config(cfg)
         super().__init__({
             "imp_in": In(stream.Signature(imp_word_layout(cfg))),
+            "sums": In(stream.Signature(sums_layout(cfg))),
             "cmd": In(stream.Signature(select_cmd_layout(cfg))),
             "keep": Out(stream.Signature(topk_out_layout(cfg.select_topk))),
             "status": Out(stream.Signature(status_layout(cfg))),
@@ -198,7 +209,12 @@ class TokenSelect(wiring.Component):
                     m.d.sync += [cmd.eq(self.cmd.payload), w.eq(0), cands.eq(0), prot.eq(0),
                                  words.eq((self.cmd.payload.n + P - 1) >> lane_bits),
                                  busy.eq(1), rd_valid.eq(0)]
-                    m.next = "SCORES"
+                    with m.If(self.cmd.payload.merge):
+                        m.d.sync += code.eq(STATUS_OK)
+                        m.next = "M_READ"
+                    with m.Else():
+                        m.next = "SCORES"
+            self._merge_states(m, cmd, w, words, cands, imp_r, imp_w, src_r)
             with m.State("SCORES"):
                 m.d.comb += [imp_r.en.eq(advance), src_r.en.eq(advance), up_r.en.eq(advance)]
                 for bank in banks:
@@ -242,6 +258,67 @@ class TokenSelect(wiring.Component):
                     m.d.sync += busy.eq(0)
                     m.next = "IDLE"
         return m
+
+    def _merge_states(self, m, cmd, w, words, merged, imp_r, imp_w, src_r):
+        """States M_READ, M_WORD and M_TAIL: slot sums into ``imp`` at the mask's positions."""
+        cfg = self._cfg
+        P, A, IB = cfg.topk.lanes, cfg.attn.lanes, cfg.core.imp_bits
+        top = (1 << IB) - 1
+        BUF = P + A
+        buf = [Signal(IB, name=f"mbuf{j}") for j in range(BUF)]
+        fill = Signal(range(BUF + 1))
+        seen_last = Signal()
+        i = self.sums
+        mask = src_r.data
+        need = popcount([mask[j] for j in range(P)])
+        offs = prefix_sums([mask[j] for j in range(P)])   # slot of lane j within the word
+        new = Signal(data.ArrayLayout(unsigned(IB), P))
+        for j in range(P):
+            val = buf[0]
+            for b in range(1, P):
+                val = Mux(offs[j] == b, buf[b], val)
+            total = imp_r.data[j] + val
+            m.d.comb += new[j].eq(Mux(mask[j], Mux(total > top, top, total), imp_r.data[j]))
+        with m.State("M_READ"):
+            m.d.comb += [imp_r.en.eq(1), src_r.en.eq(1)]
+            with m.If(w == words):
+                m.next = "M_TAIL"
+            with m.Else():
+                m.next = "M_WORD"
+        with m.State("M_WORD"):
+            with m.If(fill >= need):
+                m.d.comb += [imp_w.addr.eq(w), imp_w.data.eq(new), imp_w.en.eq(1)]
+                for b in range(BUF):  # drop the need slots just used
+                    shifted = Const(0, IB)
+                    for d in range(P + 1):
+                        if b + d < BUF:
+                            shifted = Mux(need == d, buf[b + d], shifted)
+                    m.d.sync += buf[b].eq(shifted)
+                m.d.sync += [fill.eq(fill - need), merged.eq(merged + need), w.eq(w + 1)]
+                m.next = "M_READ"
+            with m.Elif(~seen_last):
+                self._load_sums(m, buf, fill, seen_last)
+        with m.State("M_TAIL"):  # the sums stream's last beat, if not yet taken
+            with m.If(seen_last):
+                m.d.sync += [seen_last.eq(0), fill.eq(0)]
+                m.next = "STATUS"
+            with m.Else():
+                self._load_sums(m, buf, fill, seen_last)
+
+    def _load_sums(self, m, buf, fill, seen_last):
+        """Take one ``sums`` beat into ``buf`` at ``fill``."""
+        A = self._cfg.attn.lanes
+        i = self.sums
+        m.d.comb += i.ready.eq(1)
+        with m.If(i.valid):
+            for b in range(len(buf)):
+                v = buf[b]
+                for j in range(A):
+                    v = Mux((fill + j == b) & (j < i.payload.count), i.payload.data[j], v)
+                m.d.sync += buf[b].eq(v)
+            m.d.sync += fill.eq(fill + i.payload.count)
+            with m.If(i.payload.last):
+                m.d.sync += seen_last.eq(1)
 
     def _write_pass(self, m, cmd, code, w, words, o, mask_w, W):
         """Kept indices → ``keep`` and mask ``dst``; returns the "all done" condition.

@@ -44,6 +44,13 @@ class Model:
             listed &= self.masks[c["upper"], :n]
         return np.arange(n)[listed]
 
+    def merge(self, c, sums):
+        kept = np.flatnonzero(self.masks[c["src"], :c["n"]])
+        assert len(sums) == len(kept)
+        top = (1 << self.cfg.core.imp_bits) - 1
+        self.imp[kept] = np.minimum(self.imp[kept] + np.asarray(sums, dtype=np.int64), top)
+        return [], {"code": 0, "candidates": int(len(kept))}
+
     def run(self, c):
         cfg, n, P = self.cfg, c["n"], self.cfg.topk.lanes
         cand = self.candidates(c)
@@ -74,6 +81,7 @@ def _commands(cfg, rng, model):
     """Summarization chains and generation steps over ``layers`` masks, as the core issues
     them; ``keep`` is drawn from the candidates ``model`` will see (10 % out of range)."""
     L, C = cfg.core.layers, cfg.topk.capacity
+    policy_probe = 0
 
     def keep_for(c, low=1):
         n = model.candidates(c).size
@@ -87,25 +95,40 @@ def _commands(cfg, rng, model):
             for layer in range(L):
                 c = {"n": n, "newest": n - 1, "sinks": 0, "recent": 0, "age_norm": 0,
                      "all": int(layer == 0), "src": max(0, layer - 1), "add_newest": 0,
-                     "has_upper": 0, "upper": 0, "dst": layer}
+                     "has_upper": 0, "upper": 0, "dst": layer, "merge": 0}
                 c["keep"] = keep_for(c)
                 yield c
         else:  # generation steps: layer l from its own mask plus the new token
             n0 = int(rng.integers(1, C - 6))
-            sinks, recent = int(rng.integers(0, 3)), int(rng.integers(1, 4))
+            sinks, recent = int(rng.integers(1, 3)), int(rng.integers(1, 4))
             age_norm = int(rng.random() < 0.6)
             for n in range(n0, n0 + 6):
                 for layer in range(L):
                     c = {"n": n, "newest": n - 1, "sinks": sinks, "recent": recent,
                          "age_norm": age_norm, "all": int(n == n0), "src": layer,
                          "add_newest": 1, "has_upper": int(layer > 0),
-                         "upper": max(0, layer - 1), "dst": layer}
+                         "upper": max(0, layer - 1), "dst": layer, "merge": 0}
                     c["keep"] = keep_for(c, low=sinks + recent)
-                    if sinks + recent >= 2 and rng.random() < 0.1:
+                    policy_probe += 1
+                    if sinks + recent >= 2 and policy_probe % 7 == 0:
                         c["keep"] = 1  # POLICY when two or more are protected
                     if age_norm and rng.random() < 0.08:
                         c["newest"] = n - 2  # PARAMS: ages would not start at 1
                     yield c
+
+
+def status_kept(model, c):
+    return int(model.masks[c["src"], :c["n"]].sum())
+
+
+def _sum_beats(cfg, sums):
+    A = cfg.attn.lanes
+    beats = []
+    for b in range(max(1, -(-len(sums) // A))):
+        chunk = sums[b * A:(b + 1) * A]
+        beats.append({"data": chunk + [0] * (A - len(chunk)), "count": len(chunk),
+                      "last": int((b + 1) * A >= len(sums))})
+    return beats
 
 
 def _imp_words(cfg, rng):
@@ -140,21 +163,31 @@ def test_select_matches_golden(name, commands, stall, request):
         c = next(gen)
         cmds.append(c)
         beats, status = model.run(c)
-        plan.append((words, c))
+        plan.append((words, c, []))
         expect_keep += beats
         expect_status.append(status)
+        if status["code"] == 0 and nprng.random() < 0.5:  # merge a layer's slot sums
+            m = {**c, "merge": 1, "src": c["dst"]}
+            hi = [50, (1 << cfg.core.imp_bits) - 1][int(nprng.integers(2))]
+            sums = [int(x) for x in nprng.integers(0, hi + 1, status_kept(model, m))]
+            _, status = model.merge(m, sums)
+            cmds.append(m)
+            plan.append(([], m, _sum_beats(cfg, sums)))
+            expect_status.append(status)
     codes = [s["code"] for s in expect_status]
     if name == "ci":
         assert {0, 1, 3, 5} <= set(codes)
-        assert sum(c["age_norm"] and s == 0 for c, s in zip(cmds, codes)) >= 10
+        assert sum(c["age_norm"] and not c["merge"] and s == 0
+                   for c, s in zip(cmds, codes)) >= 10
     got_keep, got_status = [], []
 
     async def send(ctx):
-        for i, (words, c) in enumerate(plan):
+        for i, (words, c, sums) in enumerate(plan):
             while len(got_status) < i:  # imp writes go after the previous command
                 await ctx.tick()
             await pysim.stream_send(ctx, dut.imp_in, words, rng=rng, stall=stall[0])
             await pysim.stream_send(ctx, dut.cmd, [c], rng=rng, stall=stall[0])
+            await pysim.stream_send(ctx, dut.sums, sums, rng=rng, stall=stall[0])
 
     async def recv_keep(ctx):
         await pysim.stream_recv(ctx, dut.keep, rng=random.Random(seed + 1), stall=stall[1],
@@ -170,6 +203,7 @@ def test_select_matches_golden(name, commands, stall, request):
                 got_status.append(pysim.const_to_py(payload))
         ctx.set(dut.status.ready, 0)
 
+    assert sum(c["merge"] for c in cmds) >= (8 if name == "ci" else 2)
     cycles = sum(4 * c["n"] + 200 for c in cmds)
     pysim.run(dut, send, recv_keep, recv_status, vcd_name="select",
               deadline=cycles / (1 - max(stall)) * 1e-8)
