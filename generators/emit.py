@@ -27,6 +27,7 @@ BLOCKS = {
     "dma": ("spatten_dma", "row reads and writes over an AXI4 manager port"),
     "importance": ("spatten_importance", "per-slot saturating sums of a layer's "
                                          "probability rows (token importance)"),
+    "heads": ("spatten_heads", "head importance (sum of |out|) and cascade head selection"),
     "select": ("spatten_select", "cascade token selection: importance, kept-token masks, "
                                  "sinks/recent/age policies, the token top-k engine"),
 }
@@ -77,6 +78,10 @@ def build_component(cfg: SpAttenConfig, block: str):
         from hdl.core.axi import Dma
 
         return Dma(cfg)
+    if block == "heads":
+        from hdl.core.heads import HeadImportance
+
+        return HeadImportance(cfg)
     if block == "importance":
         from hdl.core.importance import SlotAccumulator
 

@@ -1,10 +1,10 @@
-"""The constructor check shared by the core's components."""
+"""What the core's components share: the constructor check and the end of a command."""
 
 from __future__ import annotations
 
 from generators.config import SpAttenConfig
 
-__all__ = ["core_config"]
+__all__ = ["core_config", "status_state"]
 
 
 def core_config(cfg) -> SpAttenConfig:
@@ -13,3 +13,13 @@ def core_config(cfg) -> SpAttenConfig:
     if not isinstance(cfg, SpAttenConfig):
         raise TypeError(f"cfg must be a SpAttenConfig, not {cfg!r}")
     return cfg.check_core()
+
+
+def status_state(m, status, code, candidates, busy):
+    """Inside an FSM's STATUS state: present one ``status`` beat (``code``, ``candidates``),
+    then clear ``busy`` and return to IDLE."""
+    m.d.comb += [status.valid.eq(1), status.payload.code.eq(code),
+                 status.payload.candidates.eq(candidates)]
+    with m.If(status.ready):
+        m.d.sync += busy.eq(0)
+        m.next = "IDLE"

@@ -55,7 +55,7 @@ from generators.numerics import bits_for
 from generators.tables import age_recip_table
 
 from ..common.arith import popcount, prefix_sums
-from .check import core_config
+from .check import core_config, status_state
 from .importance import sums_layout
 from ..topk import TopK
 from ..topk.layouts import out_layout as topk_out_layout
@@ -252,11 +252,7 @@ class TokenSelect(wiring.Component):
                 with m.If(self._write_pass(m, cmd, code, w, words, engine.o, mask_w, W)):
                     m.next = "STATUS"
             with m.State("STATUS"):
-                m.d.comb += [self.status.valid.eq(1), self.status.payload.code.eq(code),
-                             self.status.payload.candidates.eq(cands)]
-                with m.If(self.status.ready):
-                    m.d.sync += busy.eq(0)
-                    m.next = "IDLE"
+                status_state(m, self.status, code, cands, busy)
         return m
 
     def _merge_states(self, m, cmd, w, words, merged, imp_r, imp_w, src_r):
