@@ -27,6 +27,8 @@ BLOCKS = {
     "dma": ("spatten_dma", "row reads and writes over an AXI4 manager port"),
     "importance": ("spatten_importance", "per-slot saturating sums of a layer's "
                                          "probability rows (token importance)"),
+    "regs": ("spatten_regs", "the host interface: AXI4-Lite layer descriptor registers, "
+                             "checks and status"),
     "heads": ("spatten_heads", "head importance (sum of |out|) and cascade head selection"),
     "select": ("spatten_select", "cascade token selection: importance, kept-token masks, "
                                  "sinks/recent/age policies, the token top-k engine"),
@@ -78,6 +80,10 @@ def build_component(cfg: SpAttenConfig, block: str):
         from hdl.core.axi import Dma
 
         return Dma(cfg)
+    if block == "regs":
+        from hdl.core.regs import HostRegs
+
+        return HostRegs(cfg)
     if block == "heads":
         from hdl.core.heads import HeadImportance
 

@@ -41,7 +41,7 @@ from .topk import topk_engine
 
 __all__ = ["Status", "DescriptorError", "LayerParams", "Policy", "Traffic", "JobResult",
            "LayerResult", "CoreState", "select", "age_normalise", "summarize", "decode_step",
-           "row_bytes"]
+           "row_bytes", "check_descriptor"]
 
 
 class Status(IntEnum):
@@ -363,3 +363,28 @@ def decode_step(cfg: SpAttenConfig, state: CoreState, layers, params,
         results.append(r)
     state.length = n
     return results
+
+
+def check_descriptor(cfg: SpAttenConfig, d: dict) -> Status:
+    """The host interface's checks of a layer descriptor at START (``hdl.core.regs``), in
+    order: ``ALIGN`` (a base address not a multiple of ``core.bus_bytes`` or not below
+    ``2**core.addr_bits``), ``GEOMETRY`` (``n`` of 0 or above ``topk.capacity``, heads of 0 or
+    above ``core.heads``, ``layer >= core.layers``, ``newest >= n`` in generation),
+    ``PARAMS`` (``scale`` wider than ``attn.scale_bits``, ``threshold`` above the largest
+    probability, ``age_norm`` outside generation), ``VALUE_KEEP`` (``value_keep >
+    token_keep``); else ``OK``. ``d`` holds the fields of ``hdl.core.regs.desc_layout`` plus
+    the base addresses (``q``, ``kmsb``, ``klsb``, ``vmsb``, ``vlsb``, ``out``,
+    ``keeplist``)."""
+    c, a, t = cfg.core, cfg.attn, cfg.topk
+    if any(d[b] % c.bus_bytes or d[b] >> c.addr_bits
+           for b in ("q", "kmsb", "klsb", "vmsb", "vlsb", "out", "keeplist")):
+        return Status.ALIGN
+    if not 1 <= d["n"] <= t.capacity or not 1 <= d["heads"] <= c.heads \
+            or d["layer"] >= c.layers or (d["mode"] and d["newest"] >= d["n"]):
+        return Status.GEOMETRY
+    if d["scale"] >> a.scale_bits or d["threshold"] > a.prob.max_raw \
+            or (d["age_norm"] and not d["mode"]):
+        return Status.PARAMS
+    if d["value_keep"] > d["token_keep"]:
+        return Status.VALUE_KEEP
+    return Status.OK

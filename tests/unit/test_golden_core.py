@@ -269,3 +269,23 @@ def test_core_config_checks():
     with pytest.raises(ConfigError, match="core.head_imp_bits \\(12\\) must be at least 14"):
         bad.check_core()
     assert PRESETS["paper"].select_topk.score.width == 32
+
+
+def test_check_descriptor_rules_in_order():
+    from sim.golden.core import check_descriptor
+    cfg = CI
+    good = {"mode": 1, "age_norm": 1, "layer": 3, "heads": 4, "n": 64, "newest": 63,
+            "token_keep": 10, "value_keep": 10, "scale": 4095, "threshold": 127,
+            **{b: 8 * (i + 1) for i, b in enumerate(("q", "kmsb", "klsb", "vmsb", "vlsb",
+                                                     "out", "keeplist"))}}
+    assert check_descriptor(cfg, good) is Status.OK
+    cases = [({"kmsb": 12}, Status.ALIGN), ({"out": 1 << 32}, Status.ALIGN),
+             ({"n": 0}, Status.GEOMETRY), ({"n": 65}, Status.GEOMETRY),
+             ({"heads": 5}, Status.GEOMETRY), ({"layer": 4}, Status.GEOMETRY),
+             ({"newest": 64}, Status.GEOMETRY), ({"scale": 4096}, Status.PARAMS),
+             ({"threshold": 128}, Status.PARAMS), ({"mode": 0}, Status.PARAMS),
+             ({"value_keep": 11}, Status.VALUE_KEEP),
+             ({"kmsb": 12, "n": 0, "value_keep": 11}, Status.ALIGN),
+             ({"n": 0, "threshold": 128}, Status.GEOMETRY)]
+    for change, status in cases:
+        assert check_descriptor(cfg, {**good, **change}) is status, change

@@ -1,0 +1,221 @@
+"""The host interface: an AXI4-Lite register file holding one layer descriptor, its checks,
+and the status a SoC polls.
+
+Register map (32-bit registers, byte offsets; ``docs/core.md`` has the same table):
+
+======  ==========  =========================================================================
+offset  name        fields
+======  ==========  =========================================================================
+0x00    ID          read only: ``0x5A770001`` (SpAtten core, register map version 1)
+0x04    CTRL        write: bit 0 START (1 starts the layer in the registers), bit 1 MODE
+                    (0 summarization, 1 generation), bit 2 CLEAR (start of a sequence: zero
+                    importance and masks), bit 3 AGE_NORM; reads back bits 1..3
+0x08    STATUS      read only: bit 0 BUSY, bit 1 DONE (until the next START), bits 8..10
+                    the status code of the last layer (``sim.golden.core.Status``)
+0x0C    LAYER       bits 0..7 layer index, bits 16..23 heads in the model
+0x10    TOKENS      bits 0..15 positions n, bits 16..31 newest position (generation)
+0x14    KEEP        bits 0..15 token_keep, bits 16..23 head_keep
+0x18    VKEEP       bits 0..15 value_keep
+0x1C    QUANT       bits 0..23 scale, bits 24..29 shift, bit 31 msb_only
+0x20    THRESH      bits 0..15 threshold (raw probability)
+0x24    POLICY      bits 0..15 sinks, bits 16..31 recent
+0x40    Q_LO/HI     base addresses, 64 bits each (LO at the offset, HI 4 bytes above), in
+0x48    KMSB        this order: Q, K MSB, K LSB, V MSB, V LSB, OUT, KEEP
+0x50    KLSB
+0x58    VMSB
+0x60    VLSB
+0x68    OUT
+0x70    KEEPLIST
+0x80    RD_LO/HI    read only: DRAM bytes read (48 bits)
+0x88    WR_LO/HI    read only: DRAM bytes written (48 bits)
+0x90    CYC_LO/HI   read only: cycles of the last layer (48 bits)
+======  ==========  =========================================================================
+
+A START with a descriptor that breaks a rule does not start anything: STATUS gets DONE and the
+code at once (``ALIGN``: a base address not a multiple of ``core.bus_bytes`` or above
+``core.addr_bits``; ``GEOMETRY``: ``n`` of 0 or above ``topk.capacity``, heads of 0 or above
+``core.heads``, a layer at or above ``core.layers``, newest not below ``n`` in generation;
+``PARAMS``: scale or threshold out of their formats, ``age_norm`` outside generation;
+``VALUE_KEEP``: ``value_keep > token_keep``). A good one goes out on ``desc`` and the core's
+``done`` beat later sets DONE and its code. The keep counts against the candidates are
+checked by the selection units (``KEEP_RANGE``, ``POLICY``).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from generators.config import SpAttenConfig
+
+from .check import core_config
+
+__all__ = ["HostRegs", "axil_signature", "desc_layout", "REG_ID", "ID_VALUE", "BASES",
+           "OFFSETS"]
+
+ID_VALUE = 0x5A770001
+REG_ID = 0x00
+OFFSETS = {"ID": 0x00, "CTRL": 0x04, "STATUS": 0x08, "LAYER": 0x0C, "TOKENS": 0x10,
+           "KEEP": 0x14, "VKEEP": 0x18, "QUANT": 0x1C, "THRESH": 0x20, "POLICY": 0x24,
+           "RD": 0x80, "WR": 0x88, "CYC": 0x90}
+BASES = ("q", "kmsb", "klsb", "vmsb", "vlsb", "out", "keeplist")
+BASE_OFFSET = 0x40
+ADDR_BITS = 8
+
+# sim.golden.core.Status codes this block reports.
+OK, VALUE_KEEP, GEOMETRY, PARAMS, ALIGN = 0, 2, 4, 5, 6
+
+
+def axil_signature() -> wiring.Signature:
+    """AXI4-Lite manager port, 32-bit data, 8-bit addresses (``In(...)`` of it is the
+    subordinate side, as :class:`HostRegs` has it)."""
+    return wiring.Signature({
+        "awaddr": Out(ADDR_BITS), "awprot": Out(3), "awvalid": Out(1), "awready": In(1),
+        "wdata": Out(32), "wstrb": Out(4), "wvalid": Out(1), "wready": In(1),
+        "bresp": In(2), "bvalid": In(1), "bready": Out(1),
+        "araddr": Out(ADDR_BITS), "arprot": Out(3), "arvalid": Out(1), "arready": In(1),
+        "rdata": In(32), "rresp": In(2), "rvalid": In(1), "rready": Out(1),
+    })
+
+
+def desc_layout(cfg: SpAttenConfig) -> data.StructLayout:
+    """A checked layer descriptor, as the core's controller takes it."""
+    c = cfg.core
+    return data.StructLayout({
+        "mode": unsigned(1), "clear": unsigned(1), "age_norm": unsigned(1),
+        "layer": unsigned(8), "heads": unsigned(8), "n": unsigned(16), "newest": unsigned(16),
+        "token_keep": unsigned(16), "head_keep": unsigned(8), "value_keep": unsigned(16),
+        "scale": unsigned(cfg.attn.scale_bits), "shift": unsigned(6), "msb_only": unsigned(1),
+        "threshold": unsigned(cfg.attn.prob.width), "sinks": unsigned(16),
+        "recent": unsigned(16),
+        **{b: unsigned(c.addr_bits) for b in BASES},
+    })
+
+
+class HostRegs(wiring.Component):
+    """AXI4-Lite registers of one layer descriptor (see the module docstring).
+
+    Members
+    -------
+    s_axil : ``In(axil_signature())``
+    desc : ``Out(stream.Signature(desc_layout(cfg)))``: a checked descriptor per good START
+    done : ``In(stream.Signature(unsigned(3)))``: the core's status code at the end of a layer
+    bytes_read, bytes_written, cycles : ``In(48)``: counters shown in RD, WR, CYC
+    """
+
+    def __init__(self, cfg: SpAttenConfig):
+        self._cfg = core_config(cfg)
+        super().__init__({
+            "s_axil": In(axil_signature()),
+            "desc": Out(stream.Signature(desc_layout(cfg))),
+            "done": In(stream.Signature(unsigned(3))),
+            "bytes_read": In(48), "bytes_written": In(48), "cycles": In(48),
+        })
+
+    def elaborate(self, platform):
+        cfg = self._cfg
+        c, a, t = cfg.core, cfg.attn, cfg.topk
+        m = Module()
+        ax = self.s_axil
+        regs = {name: Signal(32, name=name.lower()) for name in
+                ("CTRL", "LAYER", "TOKENS", "KEEP", "VKEEP", "QUANT", "THRESH", "POLICY")}
+        bases = {b: Signal(64, name=f"base_{b}") for b in BASES}
+        busy, done_flag = Signal(), Signal()
+        code = Signal(3)
+        start = Signal()
+
+        # ---- writes: AW and W together, then B ---------------------------------------------
+        take_w = ax.awvalid & ax.wvalid & ~ax.bvalid
+        m.d.comb += [ax.awready.eq(take_w), ax.wready.eq(take_w)]
+        with m.If(take_w):
+            m.d.sync += [ax.bvalid.eq(1), ax.bresp.eq(0)]
+            addr = ax.awaddr
+            for name, reg in regs.items():
+                with m.If(addr[2:] == OFFSETS[name] >> 2):
+                    for byte in range(4):
+                        with m.If(ax.wstrb[byte]):
+                            m.d.sync += reg[8 * byte:8 * byte + 8].eq(
+                                ax.wdata[8 * byte:8 * byte + 8])
+            for k, b in enumerate(BASES):
+                for half in range(2):
+                    with m.If(addr[2:] == (BASE_OFFSET + 8 * k + 4 * half) >> 2):
+                        for byte in range(4):
+                            with m.If(ax.wstrb[byte]):
+                                lo = 32 * half + 8 * byte
+                                m.d.sync += bases[b][lo:lo + 8].eq(
+                                    ax.wdata[8 * byte:8 * byte + 8])
+            # START acts the cycle after the write, when CTRL's other bits are in place.
+            with m.If((addr[2:] == OFFSETS["CTRL"] >> 2) & ax.wstrb[0] & ax.wdata[0]):
+                m.d.sync += start.eq(~busy)
+        with m.If(start):
+            m.d.sync += start.eq(0)
+        with m.If(ax.bvalid & ax.bready):
+            m.d.sync += ax.bvalid.eq(0)
+
+        # ---- reads ---------------------------------------------------------------------------
+        rdata = Signal(32)
+        raddr = ax.araddr[2:]
+        status = Cat(busy, done_flag, Const(0, 6), code)
+        table = {OFFSETS["ID"]: Const(ID_VALUE, 32), OFFSETS["CTRL"]: regs["CTRL"][1:4] << 1,
+                 OFFSETS["STATUS"]: status,
+                 **{OFFSETS[n]: regs[n] for n in ("LAYER", "TOKENS", "KEEP", "VKEEP", "QUANT",
+                                                  "THRESH", "POLICY")},
+                 OFFSETS["RD"]: self.bytes_read[:32], OFFSETS["RD"] + 4: self.bytes_read[32:],
+                 OFFSETS["WR"]: self.bytes_written[:32],
+                 OFFSETS["WR"] + 4: self.bytes_written[32:],
+                 OFFSETS["CYC"]: self.cycles[:32], OFFSETS["CYC"] + 4: self.cycles[32:]}
+        for k, b in enumerate(BASES):
+            table[BASE_OFFSET + 8 * k] = bases[b][:32]
+            table[BASE_OFFSET + 8 * k + 4] = bases[b][32:]
+        m.d.comb += rdata.eq(0)
+        with m.Switch(raddr):
+            for off, val in table.items():
+                with m.Case(off >> 2):
+                    m.d.comb += rdata.eq(val)
+        m.d.comb += ax.arready.eq(~ax.rvalid)
+        with m.If(ax.arvalid & ~ax.rvalid):
+            m.d.sync += [ax.rvalid.eq(1), ax.rdata.eq(rdata), ax.rresp.eq(0)]
+        with m.If(ax.rvalid & ax.rready):
+            m.d.sync += ax.rvalid.eq(0)
+
+        # ---- the descriptor and its checks -------------------------------------------------
+        d = Signal(desc_layout(cfg))
+        ctrl, layer, tokens = regs["CTRL"], regs["LAYER"], regs["TOKENS"]
+        keep, quant, policy = regs["KEEP"], regs["QUANT"], regs["POLICY"]
+        m.d.comb += [
+            d.mode.eq(ctrl[1]), d.clear.eq(ctrl[2]), d.age_norm.eq(ctrl[3]),
+            d.layer.eq(layer[:8]), d.heads.eq(layer[16:24]), d.n.eq(tokens[:16]),
+            d.newest.eq(tokens[16:]), d.token_keep.eq(keep[:16]), d.head_keep.eq(keep[16:24]),
+            d.value_keep.eq(regs["VKEEP"][:16]), d.scale.eq(quant[:24]),
+            d.shift.eq(quant[24:30]), d.msb_only.eq(quant[31]),
+            d.threshold.eq(regs["THRESH"][:16]), d.sinks.eq(policy[:16]),
+            d.recent.eq(policy[16:]),
+            *[getattr(d, b).eq(bases[b]) for b in BASES],
+        ]
+        align = Const(0, 1)
+        for b in BASES:
+            v = bases[b]
+            bad = (v[:(c.bus_bytes - 1).bit_length()] != 0) if c.bus_bytes > 1 else Const(0)
+            if c.addr_bits < 64:
+                bad = bad | (v[c.addr_bits:] != 0)
+            align = align | bad
+        geometry = ((d.n == 0) | (d.n > t.capacity) | (d.heads == 0) | (d.heads > c.heads)
+                    | (d.layer >= c.layers) | (d.mode & (d.newest >= d.n)))
+        params = ((quant[:24] >> a.scale_bits != 0) | (regs["THRESH"][:16] > a.prob.max_raw)
+                  | (d.age_norm & ~d.mode))
+        vkeep = d.value_keep > d.token_keep
+        check = Mux(align, ALIGN, Mux(geometry, GEOMETRY,
+                                      Mux(params, PARAMS, Mux(vkeep, VALUE_KEEP, OK))))
+        with m.If(start):
+            m.d.sync += [done_flag.eq(0), code.eq(check)]
+            with m.If(check == OK):
+                m.d.sync += [busy.eq(1), self.desc.valid.eq(1), self.desc.payload.eq(d)]
+            with m.Else():
+                m.d.sync += done_flag.eq(1)
+        with m.If(self.desc.valid & self.desc.ready):
+            m.d.sync += self.desc.valid.eq(0)
+        m.d.comb += self.done.ready.eq(busy & ~self.desc.valid)
+        with m.If(self.done.valid & self.done.ready):
+            m.d.sync += [busy.eq(0), done_flag.eq(1), code.eq(self.done.payload)]
+        return m
