@@ -134,10 +134,17 @@ class TokenSelect(wiring.Component):
         m.submodules.engine = engine = TopK(st)
         m.submodules.imp = imp = Memory(shape=data.ArrayLayout(unsigned(IB), P), depth=W,
                                         init=[])
+        # Two copies of the masks, written together, one read port each (the candidate and
+        # upper-layer masks are read in the same cycle): two one-read-one-write memories
+        # map to SRAM macros, one memory with two read ports would become flip-flops.
         m.submodules.masks = masks = Memory(shape=unsigned(P), depth=c.layers * W, init=[])
+        m.submodules.masks_up = masks_up = Memory(shape=unsigned(P), depth=c.layers * W,
+                                                  init=[])
         imp_w, imp_r = imp.write_port(), imp.read_port()
-        mask_w = masks.write_port()
-        src_r, up_r = masks.read_port(), masks.read_port()
+        mask_w, mask_w_up = masks.write_port(), masks_up.write_port()
+        m.d.comb += [mask_w_up.addr.eq(mask_w.addr), mask_w_up.data.eq(mask_w.data),
+                     mask_w_up.en.eq(mask_w.en)]
+        src_r, up_r = masks.read_port(), masks_up.read_port()
         # Age reciprocals banked by age mod P: bank i holds R[a] for a = i, i + P, ... at
         # address a // P, so the P consecutive ages of one word hit every bank once.
         table = age_recip_table(cfg)
