@@ -26,10 +26,22 @@ reach saturation) and an 8-byte bus (so rows span several beats).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .config import AttentionConfig, ConfigError, CoreConfig, SpAttenConfig, TopKConfig
 from .numerics import QFormat
 
 __all__ = ["PRESETS", "get_config"]
+
+_PAPER = SpAttenConfig(
+    name="paper",
+    topk=TopKConfig(lanes=16, capacity=1024, score=QFormat(12, 0), radix_bits=6, buffers=2),
+    attn=AttentionConfig(
+        head_dim=64, qk_multipliers=512, pv_multipliers=512, q_bits=12, msb_bits=8,
+        lsb_bits=4, score=QFormat(16, 8), scale_bits=16, exp_bits=22, recip_bits=14,
+        prob=QFormat(11, 11, signed=False), out=QFormat(12, 0), topk_engines=3),
+    core=CoreConfig(heads=16, layers=24, imp_bits=30, head_imp_bits=30, age_frac_bits=16,
+                    select_radix_bits=8, bus_bytes=64))
 
 PRESETS: dict[str, SpAttenConfig] = {
     "ci": SpAttenConfig(
@@ -41,28 +53,12 @@ PRESETS: dict[str, SpAttenConfig] = {
             prob=QFormat(7, 7, signed=False), out=QFormat(10, 2)),
         core=CoreConfig(heads=4, layers=4, imp_bits=16, head_imp_bits=16, age_frac_bits=12,
                         select_radix_bits=6, bus_bytes=8)),
-    "paper": SpAttenConfig(
-        name="paper",
-        topk=TopKConfig(lanes=16, capacity=1024, score=QFormat(12, 0), radix_bits=6,
-                        buffers=2),
-        attn=AttentionConfig(
-            head_dim=64, qk_multipliers=512, pv_multipliers=512, q_bits=12, msb_bits=8,
-            lsb_bits=4, score=QFormat(16, 8), scale_bits=16, exp_bits=22, recip_bits=14,
-            prob=QFormat(11, 11, signed=False), out=QFormat(12, 0), topk_engines=3),
-        core=CoreConfig(heads=16, layers=24, imp_bits=30, head_imp_bits=30, age_frac_bits=16,
-                        select_radix_bits=8, bus_bytes=64)),
-    "eighth": SpAttenConfig(
-        name="eighth",
-        topk=TopKConfig(lanes=2, capacity=1024, score=QFormat(12, 0), radix_bits=6,
-                        buffers=2),
-        attn=AttentionConfig(
-            head_dim=64, qk_multipliers=64, pv_multipliers=64, q_bits=12, msb_bits=8,
-            lsb_bits=4, score=QFormat(16, 8), scale_bits=16, exp_bits=22, recip_bits=14,
-            prob=QFormat(11, 11, signed=False), out=QFormat(12, 0)),
-        core=CoreConfig(heads=16, layers=24, imp_bits=30, head_imp_bits=30, age_frac_bits=16,
-                        select_radix_bits=8, bus_bytes=64)),
+    "paper": _PAPER,
+    # paper scaled to 1/8: 64 + 64 multipliers, 2 top-k lanes and engines; same formats.
+    "eighth": replace(
+        _PAPER, name="eighth", topk=replace(_PAPER.topk, lanes=2),
+        attn=replace(_PAPER.attn, qk_multipliers=64, pv_multipliers=64, topk_engines=2)),
 }
-
 
 def get_config(name_or_path: str) -> SpAttenConfig:
     """A preset by name, or a config loaded from a ``.toml`` file."""

@@ -37,11 +37,15 @@ async def stream_send(ctx, port, items, *, rng: random.Random, stall: float = 0.
     ctx.set(port.valid, 0)
 
 
-async def stream_recv(ctx, port, *, rng: random.Random, stall: float = 0.0, until_last: int,
+async def stream_recv(ctx, port, *, rng: random.Random, stall: float = 0.0,
+                      until_last: int | None = None, until_beats: int | None = None,
                       on_beat=None):
-    """Accept beats with random back-pressure until ``until_last`` beats with ``last`` set."""
-    seen = 0
-    while seen < until_last:
+    """Accept beats with random back-pressure until ``until_last`` beats with ``last`` set
+    have been taken, or ``until_beats`` beats (for payloads without ``last``)."""
+    if (until_last is None) == (until_beats is None):
+        raise ValueError("give exactly one of until_last and until_beats")
+    seen, goal = 0, until_beats if until_last is None else until_last
+    while seen < goal:
         ready = int(rng.random() >= stall)
         ctx.set(port.ready, ready)
         _, _, valid, payload = await ctx.tick().sample(port.valid, port.payload)
@@ -49,7 +53,7 @@ async def stream_recv(ctx, port, *, rng: random.Random, stall: float = 0.0, unti
             beat = const_to_py(payload)
             if on_beat is not None:
                 on_beat(beat)
-            seen += int(beat["last"])
+            seen += 1 if until_last is None else int(beat["last"])
     ctx.set(port.ready, 0)
 
 

@@ -31,11 +31,12 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from generators.config import SpAttenConfig
+from generators.status import Status
 from generators.numerics import ceil_log2
 
 from ..common.arith import popcount
 from .check import core_config, status_state
-from .select import STATUS_KEEP_RANGE, STATUS_OK, status_layout
+from .select import status_layout
 
 __all__ = ["HeadImportance", "head_out_layout", "head_cmd_layout", "head_keep_layout"]
 
@@ -132,7 +133,7 @@ class HeadImportance(wiring.Component):
                     m.next = "CHECK"
             with m.State("CHECK"):
                 bad = (cmd.keep == 0) | (cmd.keep > ncand)
-                m.d.sync += [code.eq(Mux(bad, STATUS_KEEP_RANGE, STATUS_OK)),
+                m.d.sync += [code.eq(Mux(bad, Status.KEEP_RANGE, Status.OK)),
                              ncand_r.eq(ncand)]
                 m.next = "RANK"
                 with m.If(bad):

@@ -11,7 +11,7 @@ offset  name        fields
                     (0 summarization, 1 generation), bit 2 CLEAR (start of a sequence: zero
                     importance and masks), bit 3 AGE_NORM; reads back bits 1..3
 0x08    STATUS      read only: bit 0 BUSY, bit 1 DONE (until the next START), bits 8..10
-                    the status code of the last layer (``sim.golden.core.Status``)
+                    the status code of the last layer (``generators.status.Status``)
 0x0C    LAYER       bits 0..7 layer index, bits 16..23 heads in the model
 0x10    TOKENS      bits 0..15 positions n, bits 16..31 newest position (generation)
 0x14    KEEP        bits 0..15 token_keep, bits 16..23 head_keep
@@ -48,11 +48,12 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from generators.config import SpAttenConfig
+from generators.status import Status
 
 from .check import core_config
 
-__all__ = ["HostRegs", "axil_signature", "desc_layout", "REG_ID", "ID_VALUE", "BASES",
-           "OFFSETS"]
+__all__ = ["HostRegs", "axil_signature", "desc_layout", "pack_register", "REG_ID", "ID_VALUE",
+           "BASES", "BASE_OFFSET", "FIELDS", "OFFSETS"]
 
 ID_VALUE = 0x5A770001
 REG_ID = 0x00
@@ -60,11 +61,32 @@ OFFSETS = {"ID": 0x00, "CTRL": 0x04, "STATUS": 0x08, "LAYER": 0x0C, "TOKENS": 0x
            "KEEP": 0x14, "VKEEP": 0x18, "QUANT": 0x1C, "THRESH": 0x20, "POLICY": 0x24,
            "RD": 0x80, "WR": 0x88, "CYC": 0x90}
 BASES = ("q", "kmsb", "klsb", "vmsb", "vlsb", "out", "keeplist")
+# The descriptor fields of each register: (field, lowest bit, width). The hardware and the
+# testbench (pack_register) both read this table.
+FIELDS = {
+    "CTRL": (("mode", 1, 1), ("clear", 2, 1), ("age_norm", 3, 1)),
+    "LAYER": (("layer", 0, 8), ("heads", 16, 8)),
+    "TOKENS": (("n", 0, 16), ("newest", 16, 16)),
+    "KEEP": (("token_keep", 0, 16), ("head_keep", 16, 8)),
+    "VKEEP": (("value_keep", 0, 16),),
+    "QUANT": (("scale", 0, 24), ("shift", 24, 6), ("msb_only", 31, 1)),
+    "THRESH": (("threshold", 0, 16),),
+    "POLICY": (("sinks", 0, 16), ("recent", 16, 16)),
+}
 BASE_OFFSET = 0x40
 ADDR_BITS = 8
 
-# sim.golden.core.Status codes this block reports.
-OK, VALUE_KEEP, GEOMETRY, PARAMS, ALIGN = 0, 2, 4, 5, 6
+
+
+def pack_register(name: str, values: dict) -> int:
+    """The 32-bit value of register ``name`` holding the descriptor fields ``values``."""
+    word = 0
+    for field, lsb, width in FIELDS[name]:
+        v = values[field]
+        if not 0 <= v < 1 << width:
+            raise ValueError(f"{field} must fit {width} bits, not {v}")
+        word |= v << lsb
+    return word
 
 
 def axil_signature() -> wiring.Signature:
@@ -80,16 +102,13 @@ def axil_signature() -> wiring.Signature:
 
 
 def desc_layout(cfg: SpAttenConfig) -> data.StructLayout:
-    """A checked layer descriptor, as the core's controller takes it."""
-    c = cfg.core
+    """A checked layer descriptor, as the core's controller takes it: the fields of
+    :data:`FIELDS` at their register widths (scale and threshold at their formats' widths,
+    checked at START) and the base addresses."""
+    narrow = {"scale": cfg.attn.scale_bits, "threshold": cfg.attn.prob.width}
     return data.StructLayout({
-        "mode": unsigned(1), "clear": unsigned(1), "age_norm": unsigned(1),
-        "layer": unsigned(8), "heads": unsigned(8), "n": unsigned(16), "newest": unsigned(16),
-        "token_keep": unsigned(16), "head_keep": unsigned(8), "value_keep": unsigned(16),
-        "scale": unsigned(cfg.attn.scale_bits), "shift": unsigned(6), "msb_only": unsigned(1),
-        "threshold": unsigned(cfg.attn.prob.width), "sinks": unsigned(16),
-        "recent": unsigned(16),
-        **{b: unsigned(c.addr_bits) for b in BASES},
+        **{f: unsigned(narrow.get(f, w)) for fs in FIELDS.values() for f, _, w in fs},
+        **{b: unsigned(cfg.core.addr_bits) for b in BASES},
     })
 
 
@@ -181,18 +200,9 @@ class HostRegs(wiring.Component):
 
         # ---- the descriptor and its checks -------------------------------------------------
         d = Signal(desc_layout(cfg))
-        ctrl, layer, tokens = regs["CTRL"], regs["LAYER"], regs["TOKENS"]
-        keep, quant, policy = regs["KEEP"], regs["QUANT"], regs["POLICY"]
-        m.d.comb += [
-            d.mode.eq(ctrl[1]), d.clear.eq(ctrl[2]), d.age_norm.eq(ctrl[3]),
-            d.layer.eq(layer[:8]), d.heads.eq(layer[16:24]), d.n.eq(tokens[:16]),
-            d.newest.eq(tokens[16:]), d.token_keep.eq(keep[:16]), d.head_keep.eq(keep[16:24]),
-            d.value_keep.eq(regs["VKEEP"][:16]), d.scale.eq(quant[:24]),
-            d.shift.eq(quant[24:30]), d.msb_only.eq(quant[31]),
-            d.threshold.eq(regs["THRESH"][:16]), d.sinks.eq(policy[:16]),
-            d.recent.eq(policy[16:]),
-            *[getattr(d, b).eq(bases[b]) for b in BASES],
-        ]
+        fv = {f: regs[name][lsb:lsb + w] for name, fs in FIELDS.items() for f, lsb, w in fs}
+        m.d.comb += [*[getattr(d, f).eq(v) for f, v in fv.items()],
+                     *[getattr(d, b).eq(bases[b]) for b in BASES]]
         align = Const(0, 1)
         for b in BASES:
             v = bases[b]
@@ -202,14 +212,15 @@ class HostRegs(wiring.Component):
             align = align | bad
         geometry = ((d.n == 0) | (d.n > t.capacity) | (d.heads == 0) | (d.heads > c.heads)
                     | (d.layer >= c.layers) | (d.mode & (d.newest >= d.n)))
-        params = ((quant[:24] >> a.scale_bits != 0) | (regs["THRESH"][:16] > a.prob.max_raw)
+        params = ((fv["scale"] >> a.scale_bits != 0) | (fv["threshold"] > a.prob.max_raw)
                   | (d.age_norm & ~d.mode))
         vkeep = d.value_keep > d.token_keep
-        check = Mux(align, ALIGN, Mux(geometry, GEOMETRY,
-                                      Mux(params, PARAMS, Mux(vkeep, VALUE_KEEP, OK))))
+        check = Mux(align, Status.ALIGN, Mux(geometry, Status.GEOMETRY,
+                                             Mux(params, Status.PARAMS,
+                                                 Mux(vkeep, Status.VALUE_KEEP, Status.OK))))
         with m.If(start):
             m.d.sync += [done_flag.eq(0), code.eq(check)]
-            with m.If(check == OK):
+            with m.If(check == Status.OK):
                 m.d.sync += [busy.eq(1), self.desc.valid.eq(1), self.desc.payload.eq(d)]
             with m.Else():
                 m.d.sync += done_flag.eq(1)

@@ -26,7 +26,7 @@ One ``cmd`` beat selects for one layer over positions ``0 .. n-1``:
    changes and no keep list goes out.
 3. *Write pass*: the engine's kept indices (in order) go out on ``keep`` and are merged into
    mask ``dst`` word by word (words ``0 .. ceil(n / P) - 1`` are rewritten).
-4. One ``status`` beat: the code (:class:`sim.golden.core.Status`) and the candidate count.
+4. One ``status`` beat: the code (:class:`generators.status.Status`) and the candidate count.
 
 A command with ``merge = 1`` instead adds a layer's slot sums (``sums``, from
 :class:`hdl.core.importance.SlotAccumulator`, in slot order) into ``imp`` at the positions of
@@ -45,13 +45,13 @@ ConfigError
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from generators.config import SpAttenConfig
-from generators.numerics import bits_for
+from generators.status import Status
 from generators.tables import age_recip_table
 
 from ..common.arith import popcount, prefix_sums
@@ -60,11 +60,8 @@ from .importance import sums_layout
 from ..topk import TopK
 from ..topk.layouts import out_layout as topk_out_layout
 
-__all__ = ["TokenSelect", "select_cmd_layout", "imp_word_layout", "status_layout",
-           "STATUS_OK", "STATUS_KEEP_RANGE", "STATUS_POLICY", "STATUS_PARAMS"]
+__all__ = ["TokenSelect", "select_cmd_layout", "imp_word_layout", "status_layout"]
 
-# The codes of sim.golden.core.Status that this unit can raise.
-STATUS_OK, STATUS_KEEP_RANGE, STATUS_POLICY, STATUS_PARAMS = 0, 1, 3, 5
 
 
 def select_cmd_layout(cfg: SpAttenConfig) -> data.StructLayout:
@@ -217,7 +214,7 @@ class TokenSelect(wiring.Component):
                                  words.eq((self.cmd.payload.n + P - 1) >> lane_bits),
                                  busy.eq(1), rd_valid.eq(0)]
                     with m.If(self.cmd.payload.merge):
-                        m.d.sync += code.eq(STATUS_OK)
+                        m.d.sync += code.eq(Status.OK)
                         m.next = "M_READ"
                     with m.Else():
                         m.next = "SCORES"
@@ -247,13 +244,13 @@ class TokenSelect(wiring.Component):
                 with m.If(e.ready | ~e.valid):
                     m.d.sync += [e.valid.eq(0), w.eq(0)]
                     with m.If(cmd.age_norm & (cmd.n != cmd.newest + 1)):
-                        m.d.sync += code.eq(STATUS_PARAMS)
+                        m.d.sync += code.eq(Status.PARAMS)
                     with m.Elif((cmd.keep == 0) | (cmd.keep > cands)):
-                        m.d.sync += code.eq(STATUS_KEEP_RANGE)
+                        m.d.sync += code.eq(Status.KEEP_RANGE)
                     with m.Elif(prot > cmd.keep):
-                        m.d.sync += code.eq(STATUS_POLICY)
+                        m.d.sync += code.eq(Status.POLICY)
                     with m.Else():
-                        m.d.sync += code.eq(STATUS_OK)
+                        m.d.sync += code.eq(Status.OK)
                     m.next = "WRITE"
             with m.State("WRITE"):
                 with m.If(self._write_pass(m, cmd, code, w, words, engine.o, mask_w, W)):
@@ -271,7 +268,6 @@ class TokenSelect(wiring.Component):
         buf = [Signal(IB, name=f"mbuf{j}") for j in range(BUF)]
         fill = Signal(range(BUF + 1))
         seen_last = Signal()
-        i = self.sums
         mask = src_r.data
         need = popcount([mask[j] for j in range(P)])
         offs = prefix_sums([mask[j] for j in range(P)])   # slot of lane j within the word
@@ -333,7 +329,7 @@ class TokenSelect(wiring.Component):
         lane_bits = (P - 1).bit_length()
         bits = Signal(P)                    # bits of word w from beats already taken
         taken_last = Signal()               # the engine's last beat has been taken
-        ok = code == STATUS_OK
+        ok = code == Status.OK
         lo = w * P
         in_word = Signal(P)
         for j in range(P):

@@ -28,12 +28,12 @@ recomputation when the decision asks for it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from enum import IntEnum
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
 from generators.config import SpAttenConfig
+from generators.status import Status
 from generators.tables import age_recip_table
 
 from .attention import PassParams, head_pass, split_planes
@@ -41,20 +41,7 @@ from .topk import topk_engine
 
 __all__ = ["Status", "DescriptorError", "LayerParams", "Policy", "Traffic", "JobResult",
            "LayerResult", "CoreState", "select", "age_normalise", "summarize", "decode_step",
-           "row_bytes", "check_descriptor"]
-
-
-class Status(IntEnum):
-    """The core's error status codes (a layer descriptor that breaks a rule; the hardware
-    reports the same code and skips the layer)."""
-
-    OK = 0
-    KEEP_RANGE = 1     # token_keep or head_keep is 0 or more than the candidates
-    VALUE_KEEP = 2     # value_keep is more than token_keep
-    POLICY = 3         # more protected tokens (sinks + recent window) than token_keep
-    GEOMETRY = 4       # more tokens than topk.capacity or more heads than core.heads
-    PARAMS = 5         # scale, shift, threshold or msb_only out of range
-    ALIGN = 6          # a base address not aligned to the bus width
+           "row_bytes", "check_descriptor", "protected"]
 
 
 class DescriptorError(ValueError):
@@ -135,8 +122,8 @@ class Traffic:
         return self.q + self.k_msb + self.k_lsb + self.v_msb + self.v_lsb
 
     def __iadd__(self, other: "Traffic") -> "Traffic":
-        for f in ("q", "k_msb", "k_lsb", "v_msb", "v_lsb", "out"):
-            setattr(self, f, getattr(self, f) + getattr(other, f))
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
         return self
 
 
@@ -210,7 +197,7 @@ def select(cfg: SpAttenConfig, cand, scores, keep: int, *, protected=None) -> np
     return cand[r.indices]
 
 
-def _protected(cand, newest: int, policy: Policy) -> np.ndarray:
+def protected(cand, newest: int, policy: Policy) -> np.ndarray:
     """Sinks (positions below ``sinks``) and the recent window (the last ``recent``
     positions, the newest included)."""
     return (cand < policy.sinks) | (cand > newest - policy.recent)
@@ -352,7 +339,7 @@ def decode_step(cfg: SpAttenConfig, state: CoreState, layers, params,
             cand = cand[np.isin(cand, upper_t)]
         hcand = state.heads[li] if upper_h is None else \
             state.heads[li][np.isin(state.heads[li], upper_h)]
-        prot = _protected(cand, newest, policy)
+        prot = protected(cand, newest, policy)
         scores = state.imp[cand]
         if policy.age_norm:
             scores = age_normalise(scores, newest - cand + 1, cfg)

@@ -214,7 +214,6 @@ async def bench_test(dut):
                     row_ends.append(cycle)
 
             host.issue()
-            start = pump.cycle
             finished = await pump.run(on_beat=on_beat, on_sent=on_sent,
                                       done=lambda host=host: host.done() or host.failed(),
                                       max_cycles=pump.cycle + _budget(CFG, [passes], 0))

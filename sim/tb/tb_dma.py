@@ -8,7 +8,6 @@ and the byte counters must match. Environment: ``TB_CONFIG``, ``TB_PACKETS`` (ro
 direction), ``TB_STALLS``, ``TB_RESULT`` (``sim.harness.env``).
 """
 
-import json
 import os
 import random
 

@@ -10,14 +10,14 @@ read as driven. ``desc`` is back-pressured at random. Environment: ``TB_CONFIG``
 """
 
 import os
-import random
 
 import cocotb
 from cocotb.triggers import ReadOnly, RisingEdge
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 
 from generators.config import SpAttenConfig
-from hdl.core.regs import BASE_OFFSET, BASES, ID_VALUE, OFFSETS, desc_layout
+from hdl.core.regs import (BASE_OFFSET, BASES, FIELDS, ID_VALUE, OFFSETS, desc_layout,
+                           pack_register)
 from sim.golden.core import Status, check_descriptor
 from sim.harness import env
 from sim.packing import unpack
@@ -56,12 +56,7 @@ def _descriptor(rng):
 
 def _words(d):
     """Register writes for descriptor ``d``: {offset: value}."""
-    w = {OFFSETS["LAYER"]: d["layer"] | d["heads"] << 16,
-         OFFSETS["TOKENS"]: d["n"] | d["newest"] << 16,
-         OFFSETS["KEEP"]: d["token_keep"] | d["head_keep"] << 16,
-         OFFSETS["VKEEP"]: d["value_keep"],
-         OFFSETS["QUANT"]: d["scale"] | d["shift"] << 24 | d["msb_only"] << 31,
-         OFFSETS["THRESH"]: d["threshold"], OFFSETS["POLICY"]: d["sinks"] | d["recent"] << 16}
+    w = {OFFSETS[name]: pack_register(name, d) for name in FIELDS if name != "CTRL"}
     for k, b in enumerate(BASES):
         w[BASE_OFFSET + 8 * k] = d[b] & 0xFFFFFFFF
         w[BASE_OFFSET + 8 * k + 4] = d[b] >> 32
@@ -104,7 +99,7 @@ async def descriptors(dut):
         for off, val in _words(d).items():
             assert await axil.read_dword(off) == val, hex(off)
         before = len(got)
-        ctrl = d["mode"] << 1 | d["clear"] << 2 | d["age_norm"] << 3
+        ctrl = pack_register("CTRL", d)
         await axil.write_dword(OFFSETS["CTRL"], ctrl | 1)
         assert await axil.read_dword(OFFSETS["CTRL"]) == ctrl
         if want != Status.OK:

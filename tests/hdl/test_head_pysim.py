@@ -58,19 +58,14 @@ def run_head(cfg, passes, *, stall, seed):
 
     def recv(port, name, count, *, packets=True):
         """Take ``count`` packets (``last`` beats), or ``count`` beats if not ``packets``."""
+        def on_beat(beat):
+            chk.got(name, beat)
+            if name == "vreq":
+                requests.append(beat)
+
         async def tb(ctx):
-            seen = 0
-            while seen < count:
-                ready = int(rng.random() >= out_stall)
-                ctx.set(port.ready, ready)
-                _, _, valid, payload = await ctx.tick().sample(port.valid, port.payload)
-                if ready and valid:
-                    beat = pysim.const_to_py(payload)
-                    chk.got(name, beat)
-                    if name == "vreq":
-                        requests.append(beat)
-                    seen += int(beat["last"]) if packets else 1
-            ctx.set(port.ready, 0)
+            await pysim.stream_recv(ctx, port, rng=rng, stall=out_stall, on_beat=on_beat,
+                                    **{"until_last" if packets else "until_beats": count})
         return tb
 
     async def serve_v(ctx):

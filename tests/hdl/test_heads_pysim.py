@@ -87,14 +87,8 @@ def test_heads_match_golden(name, stall):
 
     def recv(port, out, count):
         async def tb(ctx):
-            r = random.Random(seed + len(out))
-            while len(out) < count:
-                ready = int(r.random() >= stall[1])
-                ctx.set(port.ready, ready)
-                _, _, valid, payload = await ctx.tick().sample(port.valid, port.payload)
-                if ready and valid:
-                    out.append(pysim.const_to_py(payload))
-            ctx.set(port.ready, 0)
+            await pysim.stream_recv(ctx, port, rng=random.Random(seed + len(out)),
+                                    stall=stall[1], until_beats=count, on_beat=out.append)
         return tb
 
     cycles = len(plan) * (cfg.core.heads + 40)

@@ -2,7 +2,7 @@
 protected tokens, age normalisation, importance accumulation with saturation, cascade
 pruning across layers and decode steps, the DRAM traffic rule and descriptor errors."""
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 from fractions import Fraction
 
 import numpy as np
@@ -119,7 +119,7 @@ def _brute_job(cfg, h, queries, tokens, q, k, v, lp, imp, himp):
 
 
 def _traffic(t):
-    return {f: getattr(t, f) for f in ("q", "k_msb", "k_lsb", "v_msb", "v_lsb", "out")}
+    return asdict(t)
 
 
 def test_row_bytes_pad_to_the_bus():
