@@ -33,6 +33,8 @@ BLOCKS = {
     "heads": ("spatten_heads", "head importance (sum of |out|) and cascade head selection"),
     "select": ("spatten_select", "cascade token selection: importance, kept-token masks, "
                                  "sinks/recent/age policies, the token top-k engine"),
+    "core": ("spatten_core", "the SpAtten core: host registers, DMA, cascade token/head "
+                             "pruning, the head pipeline, importance"),
 }
 
 
@@ -97,6 +99,10 @@ def build_component(cfg: SpAttenConfig, block: str):
         from hdl.core.select import TokenSelect
 
         return TokenSelect(cfg)
+    if block == "core":
+        from hdl.core.core import SpAttenCore
+
+        return SpAttenCore(cfg)
     raise AssertionError(block)  # pragma: no cover - BLOCKS and this switch agree
 
 

@@ -42,7 +42,7 @@ class SimResult:
 def run_cocotb(cfg: SpAttenConfig, block: str, *, simulator: str = "icarus", packets: int = 100,
                seed: int = 1, stalls: str = "0:0,0.3:0.5", bench: str | None = None,
                waves: bool | None = None, build_root: Path | None = None,
-               quiet: bool = True) -> SimResult:
+               quiet: bool = True, tb_env: dict | None = None) -> SimResult:
     if simulator not in SIMULATORS:
         raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
     setup_env()
@@ -92,6 +92,7 @@ def run_cocotb(cfg: SpAttenConfig, block: str, *, simulator: str = "icarus", pac
            "TB_RESULT": str(result_path), "TB_SEED": str(seed), "PYTHONPATH": str(ROOT)}
     if bench:
         env["TB_BENCH"] = bench
+    env.update({k: str(v) for k, v in (tb_env or {}).items()})
     xml = runner.test(hdl_toplevel=em.top, test_module=f"sim.tb.tb_{block}", build_dir=build_dir,
                       test_dir=build_dir, seed=seed, extra_env=env, waves=waves,
                       timescale=("1ns", "1ps"), log_file=build_dir / "sim.log" if quiet else None)

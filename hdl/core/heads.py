@@ -9,12 +9,13 @@ Spec: ``docs/core.md`` (Importance, Selection); golden model: ``himp`` updates i
 - ``cmd``: select the heads of one layer among ``0 .. n-1``: candidates are ``all`` of them
   or those in mask ``src``, with ``has_upper`` only those also in mask ``upper``; the
   ``keep`` with the largest importance are kept (ties to the lower head), written as mask
-  ``dst`` and sent on ``keep`` (the mask and the count). Head ``h`` is kept when fewer than
+  ``dst`` when ``store`` is set and sent on ``keep`` (the mask and the count). Head ``h`` is kept when fewer than
   ``keep`` candidates rank before it, ``rank(h) = #{g : s[g] > s[h] or (s[g] = s[h] and g <
   h)}``: one head per cycle against all ``heads`` scores, so a selection takes ``heads + 4``
   cycles and ``heads`` comparators (SpAtten runs its head top-k once per layer too).
   ``keep`` of 0 or above the candidate count gives ``KEEP_RANGE`` on ``status`` and changes
-  nothing. ``o`` is not taken while a command runs.
+  nothing. ``o`` is not taken while a command runs. ``clear`` (a level, between commands and
+  passes) zeroes every accumulator.
 
 Raises
 ------
@@ -53,7 +54,8 @@ def head_cmd_layout(cfg: SpAttenConfig) -> data.StructLayout:
     hb = (c.heads).bit_length()
     return data.StructLayout({"n": unsigned(hb), "keep": unsigned(hb), "all": unsigned(1),
                               "src": unsigned(lb), "has_upper": unsigned(1),
-                              "upper": unsigned(lb), "dst": unsigned(lb)})
+                              "upper": unsigned(lb), "dst": unsigned(lb),
+                              "store": unsigned(1)})
 
 
 def head_keep_layout(cfg: SpAttenConfig) -> data.StructLayout:
@@ -79,6 +81,7 @@ class HeadImportance(wiring.Component):
             "cmd": In(stream.Signature(head_cmd_layout(cfg))),
             "keep": Out(stream.Signature(head_keep_layout(cfg))),
             "status": Out(stream.Signature(status_layout(cfg))),
+            "clear": In(1),
         })
 
     def elaborate(self, platform):
@@ -102,7 +105,9 @@ class HeadImportance(wiring.Component):
         m.d.comb += self.o.ready.eq(~busy)
         m.d.sync += [s_valid.eq(self.o.valid & ~busy), s_head.eq(self.o.payload.head),
                      s_sum.eq(total)]
-        with m.If(s_valid):
+        with m.If(self.clear):
+            m.d.sync += [x.eq(0) for x in himp]
+        with m.Elif(s_valid):
             new = himp[s_head] + s_sum
             m.d.sync += himp[s_head].eq(Mux(new > top, top, new))
 
@@ -144,7 +149,8 @@ class HeadImportance(wiring.Component):
                         m.d.sync += kept.bit_select(h, 1).eq(1)
                     m.d.sync += h.eq(h + 1)
                 with m.Else():
-                    m.d.sync += masks[cmd.dst].eq(kept)
+                    with m.If(cmd.store):
+                        m.d.sync += masks[cmd.dst].eq(kept)
                     m.next = "KEEP"
             with m.State("KEEP"):
                 m.d.comb += [self.keep.valid.eq(1), self.keep.payload.mask.eq(kept),

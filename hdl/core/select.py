@@ -18,14 +18,16 @@ One ``cmd`` beat selects for one layer over positions ``0 .. n-1``:
    age mod ``P`` so one word reads ``P`` entries), for a *candidate*; ``-1`` for any other
    position (below every candidate, so never kept while ``keep`` is at most the candidate
    count). Candidates: ``all`` (every position below ``n``), or mask ``src`` plus, with
-   ``add_newest``, position ``newest``; with ``has_upper``, only those also in mask ``upper``.
-   Protection applies to candidates only.
+   ``add_newest``, position ``newest`` (``no_src``: mask ``src`` counts as empty); with
+   ``has_upper``, only those also in mask ``upper``. Protection applies to candidates only.
 2. *Check*: ``age_norm`` needs ``n = newest + 1`` (generation: ages are 1 and up; else
    ``PARAMS``); ``keep`` must be in ``1 .. candidates`` (else ``KEEP_RANGE``) and at least
    the protected count (else ``POLICY``). On an error the engine's output is drained, no mask
    changes and no keep list goes out.
 3. *Write pass*: the engine's kept indices (in order) go out on ``keep`` and are merged into
-   mask ``dst`` word by word (words ``0 .. ceil(n / P) - 1`` are rewritten).
+   mask ``dst`` word by word (every word is rewritten, positions from ``n`` on as 0). With
+   ``nowrite`` the pass only checks: the engine's output is drained, nothing is written and
+   no keep list goes out, but ``status`` has the code a real pass would have.
 4. One ``status`` beat: the code (:class:`generators.status.Status`) and the candidate count.
 
 A command with ``merge = 1`` instead adds a layer's slot sums (``sums``, from
@@ -81,6 +83,8 @@ def select_cmd_layout(cfg: SpAttenConfig) -> data.StructLayout:
         "upper": unsigned(lb),
         "dst": unsigned(lb),
         "merge": unsigned(1),                 # MERGE instead of select (see the docstring)
+        "no_src": unsigned(1),                # mask src is empty (not written since CLEAR)
+        "nowrite": unsigned(1),               # check only: no keep list, no mask change
     })
 
 
@@ -191,7 +195,8 @@ class TokenSelect(wiring.Component):
         scores = [Signal(signed(st.score.width), name=f"score{j}") for j in range(P)]
         for j in range(P):
             pos = rd_w * P + j
-            listed = Mux(cmd.all, 1, src_r.data[j] | (cmd.add_newest & (pos == cmd.newest)))
+            listed = Mux(cmd.all, 1, (src_r.data[j] & ~cmd.no_src)
+                         | (cmd.add_newest & (pos == cmd.newest)))
             cand = (pos < cmd.n) & listed & (~cmd.has_upper | up_r.data[j])
             recip = Const(0, B + 1)
             for i, bank in enumerate(banks):
@@ -242,7 +247,9 @@ class TokenSelect(wiring.Component):
                             m.next = "CHECK"
             with m.State("CHECK"):
                 with m.If(e.ready | ~e.valid):
-                    m.d.sync += [e.valid.eq(0), w.eq(0)]
+                    # Every word of mask dst is rewritten, so no bit above n survives from an
+                    # earlier, longer sequence.
+                    m.d.sync += [e.valid.eq(0), w.eq(0), words.eq(W)]
                     with m.If(cmd.age_norm & (cmd.n != cmd.newest + 1)):
                         m.d.sync += code.eq(Status.PARAMS)
                     with m.Elif((cmd.keep == 0) | (cmd.keep > cands)):
@@ -329,7 +336,7 @@ class TokenSelect(wiring.Component):
         lane_bits = (P - 1).bit_length()
         bits = Signal(P)                    # bits of word w from beats already taken
         taken_last = Signal()               # the engine's last beat has been taken
-        ok = code == Status.OK
+        ok = (code == Status.OK) & ~cmd.nowrite
         lo = w * P
         in_word = Signal(P)
         for j in range(P):

@@ -41,7 +41,8 @@ from .topk import topk_engine
 
 __all__ = ["Status", "DescriptorError", "LayerParams", "Policy", "Traffic", "JobResult",
            "LayerResult", "CoreState", "select", "age_normalise", "summarize", "decode_step",
-           "row_bytes", "check_descriptor", "protected"]
+           "row_bytes", "row_stride", "row_addr", "pack_row", "unpack_row", "keeplist_bytes",
+           "keeplist_image", "check_descriptor", "protected", "layer_step"]
 
 
 class DescriptorError(ValueError):
@@ -106,6 +107,60 @@ def row_bytes(cfg: SpAttenConfig, bits: int) -> int:
     return -(-cfg.attn.head_dim * bits // (8 * bus)) * bus
 
 
+def row_stride(cfg: SpAttenConfig, bits: int) -> int:
+    """Distance in bytes between consecutive rows of a plane: the power of two at or above
+    :func:`row_bytes` (at most 4 KB, so a row never crosses a 4 KB page)."""
+    rb = row_bytes(cfg, bits)
+    stride = 1 << (rb - 1).bit_length()
+    if stride > 4096:
+        raise ValueError(f"a row of D = {cfg.attn.head_dim} elements of {bits} bits needs "
+                         f"{rb} bytes, more than one 4 KB page")
+    return stride
+
+
+def row_addr(cfg: SpAttenConfig, base: int, bits: int, head: int, pos: int) -> int:
+    """Byte address of row ``pos`` of head ``head`` in a plane at ``base``: every head owns
+    ``topk.capacity`` rows, so the layout does not change as a KV cache grows."""
+    return base + (head * cfg.topk.capacity + pos) * row_stride(cfg, bits)
+
+
+def pack_row(cfg: SpAttenConfig, values, bits: int) -> bytes:
+    """One DRAM row: ``D`` integers of ``bits`` bits (two's complement), element 0 in the
+    least significant bits of the first byte, padded with zeros to :func:`row_bytes`."""
+    word = 0
+    for i, v in enumerate(np.asarray(values, dtype=np.int64).tolist()):
+        word |= (int(v) & ((1 << bits) - 1)) << (i * bits)
+    return word.to_bytes(row_bytes(cfg, bits), "little")
+
+
+def unpack_row(cfg: SpAttenConfig, blob: bytes, bits: int, *, signed: bool) -> np.ndarray:
+    """The inverse of :func:`pack_row`."""
+    word = int.from_bytes(blob, "little")
+    mask, out = (1 << bits) - 1, []
+    for i in range(cfg.attn.head_dim):
+        v = (word >> (i * bits)) & mask
+        out.append(v - (1 << bits) if signed and v >> (bits - 1) else v)
+    return np.array(out, dtype=np.int64)
+
+
+def keeplist_image(cfg: SpAttenConfig, tokens, heads) -> bytes:
+    """What a layer writes at its KEEPLIST base: one header beat (bits 0..15 the kept token
+    count, 16..23 the kept head count, 32.. the kept head mask), then the kept positions as
+    16-bit little-endian words, padded to whole bus beats."""
+    bus = cfg.core.bus_bytes
+    tokens, heads = np.asarray(tokens).tolist(), np.asarray(heads).tolist()
+    mask = sum(1 << h for h in heads)
+    head = (len(tokens) | len(heads) << 16 | mask << 32).to_bytes(bus, "little")
+    body = b"".join(int(t).to_bytes(2, "little") for t in tokens)
+    return head + body + bytes(-len(body) % bus)
+
+
+def keeplist_bytes(cfg: SpAttenConfig, kept: int) -> int:
+    """Bytes a layer keeping ``kept`` tokens writes at KEEPLIST."""
+    bus = cfg.core.bus_bytes
+    return bus + -(-2 * kept // bus) * bus
+
+
 @dataclass
 class Traffic:
     """DRAM bytes read and written, by kind."""
@@ -159,6 +214,7 @@ class CoreState:
     tokens: list = field(default_factory=list)   # per layer: kept tokens of the last step
     heads: list = field(default_factory=list)    # per layer: kept heads of the last step
     length: int = 0                         # positions so far (generation)
+    kept: dict = field(default_factory=dict)     # layer -> (tokens, heads): layer_step
 
     @classmethod
     def empty(cls, cfg: SpAttenConfig) -> "CoreState":
@@ -350,6 +406,51 @@ def decode_step(cfg: SpAttenConfig, state: CoreState, layers, params,
         results.append(r)
     state.length = n
     return results
+
+
+def layer_step(cfg: SpAttenConfig, state: CoreState, layer: int, qkv, lp: LayerParams, *,
+               generation: bool = False, newest: int | None = None,
+               policy: Policy = Policy()) -> LayerResult:
+    """One layer descriptor as the core (``hdl.core.core.SpAttenCore``) runs it: the host
+    drives layers one START at a time, and the core keeps each layer's kept tokens and heads
+    (``state.kept``) from the last time that layer ran since CLEAR (``CoreState.empty``).
+
+    - summarization (``n`` = the tensors' positions): candidates are the tokens and heads
+      kept by layer ``layer - 1``, or all of them at layer 0 or when that layer has not run;
+      every kept token is a query.
+    - generation (position ``newest`` is the query; positions ``0 .. newest``): candidates are
+      the tokens this layer kept last time plus ``newest`` (only ``newest`` if it never ran),
+      and the heads it kept (all if it never ran), within those of layer ``layer - 1`` if it
+      has run; ``policy`` protects sinks and the recent window.
+
+    Raises :class:`DescriptorError` with the hardware's code and then changes nothing. Run in
+    order, from layer 0, this is :func:`summarize` and :func:`decode_step` (tested).
+    """
+    cfg.check_core()
+    q, k, v = (np.asarray(x, dtype=np.int64) for x in qkv)
+    n = q.shape[1] if q.ndim == 3 else 0
+    if generation:
+        if newest is None or not 0 <= newest < n:
+            raise ValueError(f"newest must be a position below {n}, not {newest!r}")
+    nh = _check_layer(cfg, q, k, v, n)
+    prev = state.kept.get(layer - 1) if layer > 0 else None
+    if not generation:
+        cand = prev[0] if prev else np.arange(n)
+        hcand = prev[1] if prev else np.arange(nh)
+        r = _run_layer(cfg, state, cand, hcand, q, k, v, lp, queries=None)
+    else:
+        own = state.kept.get(layer)
+        cand = np.union1d(own[0] if own else np.zeros(0, dtype=np.int64), [newest])
+        hcand = own[1] if own else np.arange(nh)
+        if prev:
+            cand, hcand = cand[np.isin(cand, prev[0])], hcand[np.isin(hcand, prev[1])]
+        scores = state.imp[cand]
+        if policy.age_norm:
+            scores = age_normalise(scores, newest - cand + 1, cfg)
+        r = _run_layer(cfg, state, cand, hcand, q, k, v, lp, queries=[newest],
+                       protected=protected(cand, newest, policy), tok_scores=scores)
+    state.kept[layer] = (r.tokens, r.heads)
+    return r
 
 
 def check_descriptor(cfg: SpAttenConfig, d: dict) -> Status:

@@ -39,7 +39,7 @@ def _plan(cfg, rng, steps):
         n = int(rng.integers(1, H + 1))
         layer = step % L
         c = {"n": n, "all": int(layer == 0), "src": max(0, layer - 1), "has_upper": 0,
-             "upper": 0, "dst": layer}
+             "upper": 0, "dst": layer, "store": int(rng.random() < 0.8)}
         if layer and rng.random() < 0.3:
             c.update(has_upper=1, upper=int(rng.integers(0, L)))
         listed = np.ones(n, bool) if c["all"] else masks[c["src"], :n].copy()
@@ -52,8 +52,9 @@ def _plan(cfg, rng, steps):
         c["keep"] = keep
         try:
             kept = select(cfg, cand, himp[cand], keep)
-            masks[layer] = False
-            masks[layer, kept] = True
+            if c["store"]:  # a check-only command leaves the mask as it was
+                masks[layer] = False
+                masks[layer, kept] = True
             expect_keep.append({"mask": int(sum(1 << int(k) for k in kept)),
                                 "count": int(kept.size)})
             code = Status.OK

@@ -33,6 +33,8 @@ class Model:
     def candidates(self, c):
         n = c["n"]
         listed = np.ones(n, bool) if c["all"] else self.masks[c["src"], :n].copy()
+        if c["no_src"] and not c["all"]:
+            listed[:] = False
         if c["add_newest"] and c["newest"] < n:
             listed[c["newest"]] = True
         if c["has_upper"]:
@@ -70,8 +72,9 @@ class Model:
             packet[cand] = np.where(prot, 1 << cfg.core.imp_bits, scores)
             beats = expected_beats(cfg.select_topk, packet, c["keep"])
             assert [i for b in beats for i in b["index"][:b["count"]]] == kept.tolist()
-            words = -(-n // P)
-            self.masks[c["dst"], :words * P] = False
+            if c["nowrite"]:  # checked only: no keep list, masks unchanged
+                return [], {"code": int(code), "candidates": int(cand.size)}
+            self.masks[c["dst"], :] = False   # every word is rewritten
             self.masks[c["dst"], kept] = True
         return beats, {"code": int(code), "candidates": int(cand.size)}
 
@@ -94,24 +97,28 @@ def _commands(cfg, rng, model):
             for layer in range(L):
                 c = {"n": n, "newest": n - 1, "sinks": 0, "recent": 0, "age_norm": 0,
                      "all": int(layer == 0), "src": max(0, layer - 1), "add_newest": 0,
-                     "has_upper": 0, "upper": 0, "dst": layer, "merge": 0}
+                     "has_upper": 0, "upper": 0, "dst": layer, "merge": 0,
+                     "no_src": 0, "nowrite": int(rng.random() < 0.1)}
                 c["keep"] = keep_for(c)
                 yield c
         else:  # generation steps: layer l from its own mask plus the new token
             n0 = int(rng.integers(1, C - 6))
             sinks, recent = int(rng.integers(1, 3)), int(rng.integers(1, 4))
             age_norm = int(rng.random() < 0.6)
+            fresh = rng.random() < 0.5  # the first step from empty masks (after CLEAR)
             for n in range(n0, n0 + 6):
                 for layer in range(L):
                     c = {"n": n, "newest": n - 1, "sinks": sinks, "recent": recent,
-                         "age_norm": age_norm, "all": int(n == n0), "src": layer,
+                         "age_norm": age_norm, "all": int(n == n0 and not fresh), "src": layer,
                          "add_newest": 1, "has_upper": int(layer > 0),
-                         "upper": max(0, layer - 1), "dst": layer, "merge": 0}
+                         "upper": max(0, layer - 1), "dst": layer, "merge": 0,
+                         "no_src": int(n == n0 and fresh),
+                         "nowrite": int(rng.random() < 0.1)}
                     c["keep"] = keep_for(c, low=sinks + recent)
                     policy_probe += 1
                     if sinks + recent >= 2 and policy_probe % 7 == 0:
                         c["keep"] = 1  # POLICY when two or more are protected
-                    if age_norm and rng.random() < 0.08:
+                    if age_norm and rng.random() < 0.15:
                         c["newest"] = n - 2  # PARAMS: ages would not start at 1
                     yield c
 
@@ -161,7 +168,7 @@ def test_select_matches_golden(name, commands, stall, request):
         plan.append((words, c, []))
         expect_keep += beats
         expect_status.append(status)
-        if status["code"] == 0 and nprng.random() < 0.5:  # merge a layer's slot sums
+        if status["code"] == 0 and not c["nowrite"] and nprng.random() < 0.5:  # merge a layer's slot sums
             m = {**c, "merge": 1, "src": c["dst"]}
             hi = [50, (1 << cfg.core.imp_bits) - 1][int(nprng.integers(2))]
             sums = [int(x) for x in nprng.integers(0, hi + 1, model.kept(m).size)]

@@ -13,7 +13,9 @@ from generators.presets import PRESETS
 from generators.tables import age_recip_table
 from sim.golden.attention import PassParams, head_pass, scale_for, split_planes
 from sim.golden.core import (CoreState, DescriptorError, LayerParams, Policy, Status,
-                             age_normalise, decode_step, row_bytes, select, summarize)
+                             age_normalise, decode_step, keeplist_bytes, keeplist_image,
+                             layer_step, pack_row, row_addr, row_bytes, row_stride, select,
+                             summarize, unpack_row)
 
 CI = PRESETS["ci"]
 
@@ -289,3 +291,69 @@ def test_check_descriptor_rules_in_order():
              ({"n": 0, "threshold": 128}, Status.GEOMETRY)]
     for change, status in cases:
         assert check_descriptor(cfg, {**good, **change}) is status, change
+
+
+def _same(a, b):
+    assert (a.tokens == b.tokens).all() and (a.heads == b.heads).all()
+    assert (a.queries == b.queries).all() and a.traffic == b.traffic
+    assert len(a.jobs) == len(b.jobs)
+    for x, y in zip(a.jobs, b.jobs):
+        assert x.head == y.head and (x.out == y.out).all() and x.refetched == y.refetched
+
+
+def test_layer_step_in_order_is_summarize_then_decode():
+    """The hardware's one-descriptor-at-a-time model (layer_step) run from layer 0 equals
+    summarize and then decode_step, outputs, traffic and importance included."""
+    cfg = CI
+    rng = np.random.default_rng(21)
+    heads, n0, steps, nl = 3, 12, 4, 3
+    full = [_layer(cfg, rng, heads, n0 + steps, peaked=True) for _ in range(nl)]
+    sp = [_lp(cfg, token_keep=k, head_keep=h, value_keep=v, msb_only=m, threshold=t)
+          for k, h, v, m, t in ((10, 3, 6, 0, 0), (8, 2, 8, 1, 60), (6, 2, 3, 1, 30))]
+    a_res, a = summarize(cfg, [tuple(x[:, :n0] for x in f) for f in full], sp)
+    b = CoreState.empty(cfg)
+    for li in range(nl):
+        _same(a_res[li], layer_step(cfg, b, li, tuple(x[:, :n0] for x in full[li]), sp[li]))
+    a.length = n0
+    policy = Policy(sinks=1, recent=2, age_norm=True)
+    for s in range(steps):
+        n = n0 + s + 1
+        dp = [_lp(cfg, token_keep=k, head_keep=1, value_keep=2, msb_only=s % 2, threshold=40)
+              for k in (6, 5, 4)]
+        a_res = decode_step(cfg, a, [tuple(x[:, :n] for x in f) for f in full], dp, policy)
+        for li in range(nl):
+            _same(a_res[li], layer_step(cfg, b, li, tuple(x[:, :n] for x in full[li]), dp[li],
+                                        generation=True, newest=n - 1, policy=policy))
+    assert (a.imp == b.imp).all() and (a.himp == b.himp).all()
+
+
+def test_layer_step_changes_nothing_on_an_error():
+    cfg = CI
+    rng = np.random.default_rng(5)
+    layer = _layer(cfg, rng, 2, 8)
+    st = CoreState.empty(cfg)
+    layer_step(cfg, st, 0, layer, _lp(cfg, token_keep=6, head_keep=2, value_keep=3))
+    snap = (st.imp.copy(), st.himp.copy(), dict(st.kept))
+    with pytest.raises(DescriptorError) as e:
+        layer_step(cfg, st, 1, layer, _lp(cfg, token_keep=7, head_keep=1, value_keep=3))
+    assert e.value.status == Status.KEEP_RANGE   # 7 of the 6 kept by layer 0
+    assert (st.imp == snap[0]).all() and (st.himp == snap[1]).all() and st.kept == snap[2]
+
+
+def test_dram_rows_and_keep_lists():
+    cfg = CI
+    rng = np.random.default_rng(2)
+    for bits, signed in ((cfg.attn.q_bits, True), (cfg.attn.lsb_bits, False),
+                         (cfg.attn.out.width, True)):
+        lo = -(1 << (bits - 1)) if signed else 0
+        x = rng.integers(lo, lo + (1 << bits), cfg.attn.head_dim)
+        blob = pack_row(cfg, x, bits)
+        assert len(blob) == row_bytes(cfg, bits) and (unpack_row(cfg, blob, bits,
+                                                                 signed=signed) == x).all()
+        assert row_stride(cfg, bits) >= len(blob) and row_stride(cfg, bits) & (
+            row_stride(cfg, bits) - 1) == 0
+    assert row_addr(cfg, 4096, 8, 2, 5) == 4096 + (2 * cfg.topk.capacity + 5) * 16
+    img = keeplist_image(cfg, [1, 4, 9], [0, 2])
+    assert len(img) == keeplist_bytes(cfg, 3) == 8 + 8
+    assert int.from_bytes(img[:8], "little") == 3 | 2 << 16 | 0b101 << 32
+    assert [int.from_bytes(img[8 + 2 * i:10 + 2 * i], "little") for i in range(4)] == [1, 4, 9, 0]

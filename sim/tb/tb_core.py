@@ -1,0 +1,219 @@
+"""cocotb testbench of the generated ``core`` Verilog (``hdl.core.core.SpAttenCore``): a host
+on cocotbext-axi's AXI4-Lite manager drives whole layers, DRAM is cocotbext-axi's AXI RAM with
+random pauses on all five channels, and everything is checked against
+:func:`sim.golden.core.layer_step`, bit for bit:
+
+- every output row in DRAM (the OUT regions must equal the expected image byte for byte, so
+  a missing, extra or misplaced row fails), every keep list (header and positions), the
+  STATUS code, and the layer's RD and WR byte counters (the golden traffic plus the keep
+  list);
+- a multi-layer, multi-head summarization (cascade token and head pruning, local value
+  pruning, MSB-only passes with refetches), then decode steps on the same state (sinks, a
+  recent window, age normalisation), then bad descriptors (ALIGN at START, KEEP_RANGE from
+  the selection), which must set their code without hanging or changing any state (the
+  next good layers still match).
+
+Environment: ``TB_CONFIG``, ``TB_PACKETS`` (tokens of the summarization), ``TB_STALLS``
+(``in:out``; ``out`` is the AXI pause probability), ``TB_LAYERS`` and ``TB_HEADS`` (at most
+the config's; default 4 each), ``TB_SEED``, ``TB_RESULT``.
+"""
+
+import os
+from dataclasses import replace
+
+import cocotb
+import numpy as np
+from cocotb.triggers import RisingEdge
+from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
+
+from generators.config import SpAttenConfig
+from hdl.core.regs import OFFSETS
+from sim.core_stim import MemoryMap, descriptor, layer_image, pass_scale, random_layer, \
+    register_writes
+from sim.golden.core import (CoreState, DescriptorError, LayerParams, Policy, Status,
+                             keeplist_bytes, keeplist_image, layer_step, pack_row, row_addr,
+                             row_bytes, row_stride, unpack_row)
+from sim.harness import env
+
+CFG = SpAttenConfig.from_json(os.environ["TB_CONFIG"])
+TOKENS = int(os.environ.get("TB_PACKETS", "24"))
+STALLS = env.stalls()
+STEPS = 3
+# Layers and heads the run uses (at most the config's): a larger preset stays affordable.
+LAYERS = int(os.environ.get("TB_LAYERS", "4"))
+HEADS = int(os.environ.get("TB_HEADS", "4"))
+
+
+def _pauses(rng, p):
+    while True:
+        yield rng.random() < p
+
+
+class Host:
+    """The SoC side: registers over AXI4-Lite, DRAM through the AXI RAM's backdoor."""
+
+    def __init__(self, dut, ram, mm):
+        self.dut, self.ram, self.mm = dut, ram, mm
+        self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil_"), dut.clk, dut.rst)
+
+    async def run_layer(self, d: dict, max_cycles: int) -> dict:
+        for off, val in register_writes(d):
+            await self.axil.write_dword(off, val)
+        for i in range(max_cycles // 50):
+            st = await self.axil.read_dword(OFFSETS["STATUS"])
+            if st & 2:
+                break
+            for _ in range(50):
+                await RisingEdge(self.dut.clk)
+        else:
+            raise AssertionError(f"layer {d['layer']} not DONE after {max_cycles} cycles")
+        regs = {}
+        for name in ("RD", "WR", "CYC"):
+            lo = await self.axil.read_dword(OFFSETS[name])
+            hi = await self.axil.read_dword(OFFSETS[name] + 4)
+            regs[name] = lo | hi << 32
+        return {"code": (st >> 8) & 7, **regs}
+
+
+def _params(rng, n_cand, heads_cand, value_frac, msb_only):
+    a = CFG.attn
+    scale, shift = pass_scale(CFG, rng)
+    tk = max(1, int(round(n_cand * rng.uniform(0.6, 0.9))))
+    hk = max(1, heads_cand - int(rng.integers(0, 2)))
+    return LayerParams(token_keep=tk, head_keep=hk,
+                       value_keep=max(0, min(tk, int(round(tk * value_frac)))),
+                       scale=scale, shift=shift, msb_only=msb_only,
+                       # around typical peaks: some MSB-only passes kept, some recomputed
+                       threshold=int(rng.integers(a.prob.max_raw // 4, a.prob.max_raw))
+                       if msb_only else 0)
+
+
+def _expect_out(cfg, image, bases, res):
+    bits = cfg.attn.out.width
+    for j in res.jobs:
+        for qi, pos in enumerate(res.queries.tolist()):
+            addr = row_addr(cfg, bases["out"], bits, j.head, pos)
+            row = pack_row(cfg, j.out[qi], bits)
+            image[addr:addr + len(row)] = row
+
+
+@cocotb.test()
+@cocotb.parametrize(stall=STALLS)
+async def layers_against_golden(dut, stall):
+    """Summarization, decode steps and bad descriptors through the host interface."""
+    rng0 = await env.start(dut)
+    seed = rng0.randrange(1 << 30) + int(stall[1] * 100)
+    rng = np.random.default_rng(seed)
+    c, t = CFG.core, CFG.topk
+    L, H = min(c.layers, LAYERS), min(c.heads, HEADS)
+    n0 = min(TOKENS, t.capacity - STEPS)
+    nmax = n0 + STEPS
+    mm = MemoryMap(CFG, layers=L, steps=STEPS + 2)
+    ram = AxiRam(AxiBus.from_prefix(dut, "m_axi_"), dut.clk, dut.rst, size=mm.size)
+    for ch in (ram.write_if.aw_channel, ram.write_if.w_channel, ram.write_if.b_channel,
+               ram.read_if.ar_channel, ram.read_if.r_channel):
+        ch.set_pause_generator(_pauses(np.random.default_rng(seed + 7), stall[1]))
+    host = Host(dut, ram, mm)
+    qkv = [random_layer(CFG, rng, H, nmax) for _ in range(L)]
+    for layer in range(L):
+        layer_image(CFG, qkv[layer], mm.bases(layer), ram.write)
+    expect = bytearray(mm.size)
+    ram_out = lambda layer: (mm.bases(layer)["out"], mm.plane_span)  # noqa: E731
+    state = CoreState.empty(CFG)
+    log = {"stall": list(stall), "layers": [], "refetched": 0, "msb_kept": 0, "codes": []}
+    budget = 400 * nmax * H * 8
+
+    async def one(layer, lp, *, generation=False, newest=None, policy=Policy(),
+                  clear=False, step=0, n=None, bad=None):
+        nonlocal state
+        n = n0 if n is None else n
+        bases = mm.bases(layer, step)
+        view = tuple(x[:, :n] for x in qkv[layer])
+        d = descriptor(CFG, layer=layer, heads=H, n=n, lp=lp, bases=bases,
+                       generation=generation, newest=newest, clear=clear, policy=policy)
+        if bad == "align":
+            d["q"] += c.bus_bytes // 2
+        try:
+            if bad == "align":   # refused at START: not even CLEAR acts
+                raise DescriptorError(Status.ALIGN, "misaligned Q base")
+            if clear:
+                state = CoreState.empty(CFG)
+            snap = (state.imp.copy(), state.himp.copy(), dict(state.kept))
+            res = layer_step(CFG, state, layer, view, lp, generation=generation,
+                             newest=newest, policy=policy)
+            want = Status.OK
+        except DescriptorError as e:
+            res, want = None, e.status
+            if bad != "align":   # the state must be as before
+                assert (state.imp == snap[0]).all() and (state.himp == snap[1]).all()
+                state.kept = snap[2]
+        got = await host.run_layer(d, budget)
+        log["codes"].append(int(got["code"]))
+        assert got["code"] == want, f"layer {layer} step {step}: code {got['code']}, " \
+                                    f"expected {want!r}"
+        if res is None:
+            return
+        _expect_out(CFG, expect, bases, res)
+        kl = keeplist_image(CFG, res.tokens, res.heads)
+        got_kl = ram.read(bases["keeplist"], len(kl))
+        assert got_kl == kl, f"layer {layer} step {step}: keep list differs " \
+                             f"({got_kl.hex()} != {kl.hex()})"
+        base, span = ram_out(layer)
+        got_out = ram.read(base, span)
+        if got_out != bytes(expect[base:base + span]):
+            bits = CFG.attn.out.width
+            stride, ob = row_stride(CFG, bits), row_bytes(CFG, bits)
+            bad_rows = [i for i in range(0, span, stride)
+                        if got_out[i:i + ob] != expect[base + i:base + i + ob]]
+            h, pos = divmod(bad_rows[0] // stride, t.capacity)
+            g, e = (unpack_row(CFG, x[bad_rows[0]:bad_rows[0] + ob], bits, signed=True)
+                    for x in (got_out, expect[base:base + span]))
+            raise AssertionError(f"layer {layer} step {step}: {len(bad_rows)} output rows "
+                                 f"differ; the first, head {h} position {pos}: {g.tolist()} "
+                                 f"!= {e.tolist()}")
+        want_rd = res.traffic.read
+        want_wr = res.traffic.out + keeplist_bytes(CFG, len(res.tokens))
+        assert (got["RD"], got["WR"]) == (want_rd, want_wr), \
+            f"layer {layer} step {step}: RD/WR {got['RD']}/{got['WR']}, expected " \
+            f"{want_rd}/{want_wr}"
+        log["refetched"] += res.refetched
+        if lp.msb_only:
+            log["msb_kept"] += len(res.jobs) * len(res.queries) - res.refetched
+        log["layers"].append({"layer": layer, "step": step, "mode": int(generation),
+                              "tokens": len(res.tokens), "heads": len(res.heads),
+                              "queries": len(res.queries), "rd": got["RD"],
+                              "wr": got["WR"], "cycles": got["CYC"],
+                              "refetched": res.refetched})
+
+    # summarization over every layer (cascade), MSB-only layers with refetches
+    ncand, hcand = n0, H
+    for layer in range(L):
+        lp = _params(rng, ncand, hcand, rng.uniform(0.3, 1.0), int(layer % 2 == 1))
+        await one(layer, lp, clear=layer == 0)
+        ncand, hcand = lp.token_keep, lp.head_keep
+    # decode steps on the same state: the newest token, sinks and a recent window
+    policy = Policy(sinks=1, recent=2, age_norm=True)
+    for s in range(STEPS):
+        newest = n0 + s
+        for layer in range(L):
+            tok, hd = state.kept[layer]
+            cand = np.union1d(tok, [newest])
+            if layer:
+                cand = cand[np.isin(cand, state.kept[layer - 1][0])]
+                hd = hd[np.isin(hd, state.kept[layer - 1][1])]
+            lp = _params(rng, len(cand), len(hd), 0.5, int(s % 2 == 0))
+            lp = replace(lp, token_keep=min(len(cand), max(lp.token_keep, 3)))
+            await one(layer, lp, generation=True, newest=newest, policy=policy,
+                      step=1 + s, n=newest + 1)
+    # bad descriptors: refused with their codes, nothing changes, the next layer still right
+    lp = _params(rng, n0, H, 0.5, 0)
+    await one(0, lp, clear=True, step=STEPS + 1, bad="align")
+    big = replace(lp, token_keep=n0 + 1, value_keep=1)
+    await one(0, big, step=STEPS + 1)                       # KEEP_RANGE (more than n)
+    await one(0, lp, clear=True, step=STEPS + 1)
+    hbig = replace(lp, head_keep=H + 1)
+    await one(1, hbig, step=STEPS + 1)                      # KEEP_RANGE (heads)
+    await one(1, _params(rng, lp.token_keep, lp.head_keep, 0.5, 1), step=STEPS + 1)
+    assert {int(Status.ALIGN), int(Status.KEEP_RANGE)} <= set(log["codes"])
+    assert log["refetched"] and log["msb_kept"], "both sides of the refetch decision must run"
+    env.record("runs", log)
