@@ -252,7 +252,8 @@ class SpAttenCore(wiring.Component):
             vbank[kind] = ports
         # Queries: read ahead into a FIFO (row and position).
         qrow = D * a.q_bits
-        m.submodules.qfifo = qf = SyncFIFOBuffered(width=qrow + IB, depth=QUERY_FIFO_DEPTH)
+        m.submodules.qfifo = qf = SyncFIFOBuffered(width=qrow + IB,
+                                                   depth=QUERY_FIFO_DEPTH + 1)
         m.d.comb += [qf.w_data.eq(Cat(full_row[:qrow], r_slot)),
                      qf.w_en.eq(landed & (r_kind == Q))]
         k_out = Signal(range(MAX_OUTSTANDING + 2))     # K rows in flight
