@@ -124,6 +124,19 @@ class _SlotReader:
         self.pos = self.port.data.word_select(lane, IB)
 
 
+def _command(m, name, unit, fields, code, then):
+    """FSM states ``name`` (one ``cmd`` beat to ``unit`` with ``fields`` set) and
+    ``name_W`` (wait for its ``status`` beat, keep its code in ``code``, go to ``then``)."""
+    with m.State(name):
+        m.d.comb += [unit.cmd.valid.eq(1), *fields]
+        with m.If(unit.cmd.ready):
+            m.next = f"{name}_W"
+    with m.State(f"{name}_W"):
+        with m.If(unit.status.valid):
+            m.d.sync += code.eq(unit.status.payload.code)
+            m.next = then
+
+
 class SpAttenCore(wiring.Component):
     """The SpAtten accelerator core (see the module docstring).
 
@@ -661,22 +674,8 @@ class SpAttenCore(wiring.Component):
                     m.d.sync += cw.eq(cw + 1)
                     with m.If(cw == W - 1):
                         m.next = "HDRY"
-            with m.State("HDRY"):
-                m.d.comb += [hi.cmd.valid.eq(1), hcmd.store.eq(0)]
-                with m.If(hi.cmd.ready):
-                    m.next = "HDRY_W"
-            with m.State("HDRY_W"):
-                with m.If(hi.status.valid):
-                    m.d.sync += hcode.eq(hi.status.payload.code)
-                    m.next = "TSEL"
-            with m.State("TSEL"):
-                m.d.comb += [sel.cmd.valid.eq(1), tcmd.merge.eq(0)]
-                with m.If(sel.cmd.ready):
-                    m.next = "TSEL_W"
-            with m.State("TSEL_W"):
-                with m.If(sel.status.valid):
-                    m.d.sync += tcode.eq(sel.status.payload.code)
-                    m.next = "CHECK"
+            _command(m, "HDRY", hi, [hcmd.store.eq(0)], hcode, "TSEL")
+            _command(m, "TSEL", sel, [tcmd.merge.eq(0)], tcode, "CHECK")
             with m.State("CHECK"):
                 with m.If(kl_state == 0):
                     with m.If(tcode != Status.OK):
@@ -718,14 +717,8 @@ class SpAttenCore(wiring.Component):
                 m.d.comb += [acc.drain.valid.eq(1), acc.drain.payload.eq(d.token_keep)]
                 with m.If(acc.drain.ready):
                     m.next = "MERGE"
-            with m.State("MERGE"):
-                m.d.comb += [sel.cmd.valid.eq(1), tcmd.merge.eq(1), tcmd.src.eq(d.layer)]
-                with m.If(sel.cmd.ready):
-                    m.next = "MERGE_W"
-            with m.State("MERGE_W"):
-                with m.If(sel.status.valid):
-                    m.d.sync += code.eq(Status.OK)
-                    m.next = "DONE"
+            # a merge always succeeds: its code is OK
+            _command(m, "MERGE", sel, [tcmd.merge.eq(1), tcmd.src.eq(d.layer)], code, "DONE")
             with m.State("DONE"):
                 m.d.comb += [regs.done.valid.eq(1), regs.done.payload.eq(code)]
                 with m.If(regs.done.ready):
