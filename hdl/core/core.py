@@ -21,7 +21,8 @@ layer per START:
    layer changes no state and reports its code (token errors first, as in the golden model).
    Summarization: candidates are the previous layer's kept tokens and heads (all at layer 0
    or when that layer has not run since CLEAR). Generation: the layer's own kept tokens of
-   the previous step plus the newest position, within the previous layer's of this step.
+   the previous step plus the newest position (every position if the layer has not run since
+   CLEAR: a KV cache made elsewhere), within the previous layer's of this step.
    The kept positions are written to DRAM at KEEPLIST as they come (one bus beat per burst,
    after a header beat: :func:`sim.golden.core.keeplist_image`).
 3. *Jobs*, one per kept head, in head order: the K MSB rows of the kept tokens are read into
@@ -650,9 +651,9 @@ class SpAttenCore(wiring.Component):
                      tcmd.sinks.eq(Mux(d.mode, d.sinks, 0)),
                      tcmd.recent.eq(Mux(d.mode, d.recent, 0)),
                      tcmd.age_norm.eq(d.age_norm), tcmd.dst.eq(d.layer),
-                     tcmd.all.eq(~d.mode & ~prev_ok),
+                     tcmd.all.eq(Mux(d.mode, ~own_ok, ~prev_ok)),
                      tcmd.src.eq(Mux(d.mode, d.layer, layer_prev)),
-                     tcmd.no_src.eq(d.mode & ~own_ok), tcmd.add_newest.eq(d.mode),
+                     tcmd.add_newest.eq(d.mode),
                      tcmd.has_upper.eq(d.mode & prev_ok), tcmd.upper.eq(layer_prev),
                      tcmd.nowrite.eq(hcode != Status.OK)]
         with m.FSM(name="layer"):

@@ -18,8 +18,8 @@ One ``cmd`` beat selects for one layer over positions ``0 .. n-1``:
    age mod ``P`` so one word reads ``P`` entries), for a *candidate*; ``-1`` for any other
    position (below every candidate, so never kept while ``keep`` is at most the candidate
    count). Candidates: ``all`` (every position below ``n``), or mask ``src`` plus, with
-   ``add_newest``, position ``newest`` (``no_src``: mask ``src`` counts as empty); with
-   ``has_upper``, only those also in mask ``upper``. Protection applies to candidates only.
+   ``add_newest``, position ``newest``; with ``has_upper``, only those also in mask
+   ``upper``. Protection applies to candidates only.
 2. *Check*: ``age_norm`` needs ``n = newest + 1`` (generation: ages are 1 and up; else
    ``PARAMS``); ``keep`` must be in ``1 .. candidates`` (else ``KEEP_RANGE``) and at least
    the protected count (else ``POLICY``). On an error the engine's output is drained, no mask
@@ -83,7 +83,6 @@ def select_cmd_layout(cfg: SpAttenConfig) -> data.StructLayout:
         "upper": unsigned(lb),
         "dst": unsigned(lb),
         "merge": unsigned(1),                 # MERGE instead of select (see the docstring)
-        "no_src": unsigned(1),                # mask src is empty (not written since CLEAR)
         "nowrite": unsigned(1),               # check only: no keep list, no mask change
     })
 
@@ -195,8 +194,7 @@ class TokenSelect(wiring.Component):
         scores = [Signal(signed(st.score.width), name=f"score{j}") for j in range(P)]
         for j in range(P):
             pos = rd_w * P + j
-            listed = Mux(cmd.all, 1, (src_r.data[j] & ~cmd.no_src)
-                         | (cmd.add_newest & (pos == cmd.newest)))
+            listed = Mux(cmd.all, 1, src_r.data[j] | (cmd.add_newest & (pos == cmd.newest)))
             cand = (pos < cmd.n) & listed & (~cmd.has_upper | up_r.data[j])
             recip = Const(0, B + 1)
             for i, bank in enumerate(banks):

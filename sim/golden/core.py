@@ -419,12 +419,14 @@ def layer_step(cfg: SpAttenConfig, state: CoreState, layer: int, qkv, lp: LayerP
       kept by layer ``layer - 1``, or all of them at layer 0 or when that layer has not run;
       every kept token is a query.
     - generation (position ``newest`` is the query; positions ``0 .. newest``): candidates are
-      the tokens this layer kept last time plus ``newest`` (only ``newest`` if it never ran),
-      and the heads it kept (all if it never ran), within those of layer ``layer - 1`` if it
-      has run; ``policy`` protects sinks and the recent window.
+      the tokens this layer kept last time plus ``newest`` (every position if it has not run
+      since CLEAR: a KV cache made elsewhere), and the heads it kept (all if it has not run),
+      within those of layer ``layer - 1`` if it has run; ``policy`` protects sinks and the
+      recent window.
 
     Raises :class:`DescriptorError` with the hardware's code and then changes nothing. Run in
-    order, from layer 0, this is :func:`summarize` and :func:`decode_step` (tested).
+    order, from layer 0, this is :func:`summarize` and :func:`decode_step` (tested; a decode
+    step from an empty state sees every position here, only the newest there).
     """
     cfg.check_core()
     q, k, v = (np.asarray(x, dtype=np.int64) for x in qkv)
@@ -440,7 +442,7 @@ def layer_step(cfg: SpAttenConfig, state: CoreState, layer: int, qkv, lp: LayerP
         r = _run_layer(cfg, state, cand, hcand, q, k, v, lp, queries=None)
     else:
         own = state.kept.get(layer)
-        cand = np.union1d(own[0] if own else np.zeros(0, dtype=np.int64), [newest])
+        cand = np.union1d(own[0], [newest]) if own else np.arange(n)
         hcand = own[1] if own else np.arange(nh)
         if prev:
             cand, hcand = cand[np.isin(cand, prev[0])], hcand[np.isin(hcand, prev[1])]

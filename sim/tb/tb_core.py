@@ -18,8 +18,10 @@ Environment: ``TB_CONFIG``, ``TB_PACKETS`` (tokens of the summarization), ``TB_S
 the config's; default 4 each), ``TB_SEED``, ``TB_RESULT``.
 """
 
+import json
 import os
 from dataclasses import replace
+from pathlib import Path
 
 import cocotb
 import numpy as np
@@ -39,6 +41,7 @@ CFG = SpAttenConfig.from_json(os.environ["TB_CONFIG"])
 TOKENS = int(os.environ.get("TB_PACKETS", "24"))
 STALLS = env.stalls()
 STEPS = 3
+BENCH = os.environ.get("TB_BENCH")
 # Layers and heads the run uses (at most the config's): a larger preset stays affordable.
 LAYERS = int(os.environ.get("TB_LAYERS", "4"))
 HEADS = int(os.environ.get("TB_HEADS", "4"))
@@ -66,7 +69,20 @@ class Host:
             for _ in range(50):
                 await RisingEdge(self.dut.clk)
         else:
-            raise AssertionError(f"layer {d['layer']} not DONE after {max_cycles} cycles")
+            states = {n: int(getattr(self.dut, n).value) for n in
+                      ("layer_state", "job_state", "vserve_state", "kl_state") if hasattr(self.dut, n)}
+            try:
+                states["select"] = int(self.dut.select.fsm_state.value)
+                states["keep_valid"] = int(self.dut.select.keep__valid.value)
+                states["keep_ready"] = int(self.dut.select.keep__ready.value)
+                states["e_valid"] = int(self.dut.select.engine.o__valid.value)
+                for nm in ("taken_last", "w", "words", "code", "cands", "prot", "cmd"):
+                    states[nm] = str(getattr(self.dut.select, nm).value)
+                states["eng"] = str(self.dut.select.engine.topk_fsm_state.value)
+            except AttributeError as e:
+                states["err"] = str(e)
+            raise AssertionError(f"layer {d['layer']} not DONE after {max_cycles} cycles "
+                                 f"(controller states {states})")
         regs = {}
         for name in ("RD", "WR", "CYC"):
             lo = await self.axil.read_dword(OFFSETS[name])
@@ -97,49 +113,43 @@ def _expect_out(cfg, image, bases, res):
             image[addr:addr + len(row)] = row
 
 
-@cocotb.test()
-@cocotb.parametrize(stall=STALLS)
-async def layers_against_golden(dut, stall):
-    """Summarization, decode steps and bad descriptors through the host interface."""
-    rng0 = await env.start(dut)
-    seed = rng0.randrange(1 << 30) + int(stall[1] * 100)
-    rng = np.random.default_rng(seed)
-    c, t = CFG.core, CFG.topk
-    L, H = min(c.layers, LAYERS), min(c.heads, HEADS)
-    n0 = min(TOKENS, t.capacity - STEPS)
-    nmax = n0 + STEPS
-    mm = MemoryMap(CFG, layers=L, steps=STEPS + 2)
-    ram = AxiRam(AxiBus.from_prefix(dut, "m_axi_"), dut.clk, dut.rst, size=mm.size)
-    for ch in (ram.write_if.aw_channel, ram.write_if.w_channel, ram.write_if.b_channel,
-               ram.read_if.ar_channel, ram.read_if.r_channel):
-        ch.set_pause_generator(_pauses(np.random.default_rng(seed + 7), stall[1]))
-    host = Host(dut, ram, mm)
-    qkv = [random_layer(CFG, rng, H, nmax) for _ in range(L)]
-    for layer in range(L):
-        layer_image(CFG, qkv[layer], mm.bases(layer), ram.write)
-    expect = bytearray(mm.size)
-    ram_out = lambda layer: (mm.bases(layer)["out"], mm.plane_span)  # noqa: E731
-    state = CoreState.empty(CFG)
-    log = {"stall": list(stall), "layers": [], "refetched": 0, "msb_kept": 0, "codes": []}
-    budget = 400 * nmax * H * 8
+class Session:
+    """The core, its AXI RAM (pausing every channel with probability ``pause``), the host,
+    the golden state and the expected DRAM image; :meth:`layer` runs one descriptor on both
+    and checks everything."""
 
-    async def one(layer, lp, *, generation=False, newest=None, policy=Policy(),
-                  clear=False, step=0, n=None, bad=None):
-        nonlocal state
-        n = n0 if n is None else n
-        bases = mm.bases(layer, step)
-        view = tuple(x[:, :n] for x in qkv[layer])
-        d = descriptor(CFG, layer=layer, heads=H, n=n, lp=lp, bases=bases,
+    def __init__(self, dut, mm: MemoryMap, pause: float, seed: int):
+        self.mm = mm
+        self.ram = AxiRam(AxiBus.from_prefix(dut, "m_axi_"), dut.clk, dut.rst, size=mm.size)
+        for ch in (self.ram.write_if.aw_channel, self.ram.write_if.w_channel,
+                   self.ram.write_if.b_channel, self.ram.read_if.ar_channel,
+                   self.ram.read_if.r_channel):
+            ch.set_pause_generator(_pauses(np.random.default_rng(seed + 7), pause))
+        self.host = Host(dut, self.ram, mm)
+        self.expect = bytearray(mm.size)
+        self.state = CoreState.empty(CFG)
+        self.log = {"stall": [0.0, pause], "layers": [], "refetched": 0, "msb_kept": 0,
+                    "codes": []}
+
+    async def layer(self, qkv, layer, lp, *, heads, generation=False, newest=None,
+                    policy=Policy(), clear=False, step=0, bad=None, budget=10 ** 6):
+        """Run one layer descriptor (``qkv``: the layer's tensors, positions ``0 .. n-1``);
+        returns the golden result, or None when the descriptor is refused."""
+        c, t = CFG.core, CFG.topk
+        n = qkv[0].shape[1]
+        bases = self.mm.bases(layer, step)
+        d = descriptor(CFG, layer=layer, heads=heads, n=n, lp=lp, bases=bases,
                        generation=generation, newest=newest, clear=clear, policy=policy)
         if bad == "align":
             d["q"] += c.bus_bytes // 2
+        state = self.state
         try:
             if bad == "align":   # refused at START: not even CLEAR acts
                 raise DescriptorError(Status.ALIGN, "misaligned Q base")
             if clear:
-                state = CoreState.empty(CFG)
+                state = self.state = CoreState.empty(CFG)
             snap = (state.imp.copy(), state.himp.copy(), dict(state.kept))
-            res = layer_step(CFG, state, layer, view, lp, generation=generation,
+            res = layer_step(CFG, state, layer, qkv, lp, generation=generation,
                              newest=newest, policy=policy)
             want = Status.OK
         except DescriptorError as e:
@@ -147,18 +157,21 @@ async def layers_against_golden(dut, stall):
             if bad != "align":   # the state must be as before
                 assert (state.imp == snap[0]).all() and (state.himp == snap[1]).all()
                 state.kept = snap[2]
-        got = await host.run_layer(d, budget)
-        log["codes"].append(int(got["code"]))
+        cocotb.log.info(f"layer {layer} step {step} mode {int(generation)}: n {n}, keep "
+                        f"{lp.token_keep}/{lp.head_keep}/{lp.value_keep}, expect {want!r}")
+        got = await self.host.run_layer(d, budget)
+        self.log["codes"].append(int(got["code"]))
         assert got["code"] == want, f"layer {layer} step {step}: code {got['code']}, " \
                                     f"expected {want!r}"
         if res is None:
-            return
+            return None
+        ram, expect = self.ram, self.expect
         _expect_out(CFG, expect, bases, res)
         kl = keeplist_image(CFG, res.tokens, res.heads)
         got_kl = ram.read(bases["keeplist"], len(kl))
         assert got_kl == kl, f"layer {layer} step {step}: keep list differs " \
                              f"({got_kl.hex()} != {kl.hex()})"
-        base, span = ram_out(layer)
+        base, span = bases["out"], self.mm.plane_span
         got_out = ram.read(base, span)
         if got_out != bytes(expect[base:base + span]):
             bits = CFG.attn.out.width
@@ -176,6 +189,7 @@ async def layers_against_golden(dut, stall):
         assert (got["RD"], got["WR"]) == (want_rd, want_wr), \
             f"layer {layer} step {step}: RD/WR {got['RD']}/{got['WR']}, expected " \
             f"{want_rd}/{want_wr}"
+        log = self.log
         log["refetched"] += res.refetched
         if lp.msb_only:
             log["msb_kept"] += len(res.jobs) * len(res.queries) - res.refetched
@@ -184,6 +198,30 @@ async def layers_against_golden(dut, stall):
                               "queries": len(res.queries), "rd": got["RD"],
                               "wr": got["WR"], "cycles": got["CYC"],
                               "refetched": res.refetched})
+        return res
+
+
+@cocotb.test(skip=BENCH is not None)
+@cocotb.parametrize(stall=STALLS)
+async def layers_against_golden(dut, stall):
+    """Summarization, decode steps and bad descriptors through the host interface."""
+    rng0 = await env.start(dut)
+    seed = rng0.randrange(1 << 30) + int(stall[1] * 100)
+    rng = np.random.default_rng(seed)
+    t = CFG.topk
+    L, H = min(CFG.core.layers, LAYERS), min(CFG.core.heads, HEADS)
+    n0 = min(TOKENS, t.capacity - STEPS)
+    nmax = n0 + STEPS
+    mm = MemoryMap(CFG, layers=L, steps=STEPS + 2)
+    ses = Session(dut, mm, stall[1], seed)
+    qkv = [random_layer(CFG, rng, H, nmax) for _ in range(L)]
+    for layer in range(L):
+        layer_image(CFG, qkv[layer], mm.bases(layer), ses.ram.write)
+    budget = 400 * nmax * H * 8
+
+    async def one(layer, lp, *, n=n0, **kw):
+        return await ses.layer(tuple(x[:, :n] for x in qkv[layer]), layer, lp, heads=H,
+                               budget=budget, **kw)
 
     # summarization over every layer (cascade), MSB-only layers with refetches
     ncand, hcand = n0, H
@@ -193,6 +231,7 @@ async def layers_against_golden(dut, stall):
         ncand, hcand = lp.token_keep, lp.head_keep
     # decode steps on the same state: the newest token, sinks and a recent window
     policy = Policy(sinks=1, recent=2, age_norm=True)
+    state = ses.state
     for s in range(STEPS):
         newest = n0 + s
         for layer in range(L):
@@ -208,12 +247,52 @@ async def layers_against_golden(dut, stall):
     # bad descriptors: refused with their codes, nothing changes, the next layer still right
     lp = _params(rng, n0, H, 0.5, 0)
     await one(0, lp, clear=True, step=STEPS + 1, bad="align")
-    big = replace(lp, token_keep=n0 + 1, value_keep=1)
-    await one(0, big, step=STEPS + 1)                       # KEEP_RANGE (more than n)
+    await one(0, replace(lp, token_keep=n0 + 1, value_keep=1), step=STEPS + 1)  # KEEP_RANGE
     await one(0, lp, clear=True, step=STEPS + 1)
-    hbig = replace(lp, head_keep=H + 1)
-    await one(1, hbig, step=STEPS + 1)                      # KEEP_RANGE (heads)
+    await one(1, replace(lp, head_keep=H + 1), step=STEPS + 1)  # KEEP_RANGE (heads)
     await one(1, _params(rng, lp.token_keep, lp.head_keep, 0.5, 1), step=STEPS + 1)
+    # a decode step on a layer that has not run since CLEAR: every position is a candidate
+    lp = _params(rng, nmax, H, 0.5, 0)
+    await one(2, lp, generation=True, newest=nmax - 1, clear=True, step=STEPS + 1, n=nmax)
+    log = ses.log
     assert {int(Status.ALIGN), int(Status.KEEP_RANGE)} <= set(log["codes"])
     assert log["refetched"] and log["msb_kept"], "both sides of the refetch decision must run"
     env.record("runs", log)
+
+
+@cocotb.test(skip=BENCH is None)
+async def bench(dut):
+    """Timing of descriptors read from the JSON file ``TB_BENCH`` (``{"entries": [...]}``),
+    every one still checked against the golden model. An entry is a single-head decode
+    row (``kind = "row"``: a CLEARed core, ``n`` positions, ``token_keep``, ``value_keep``,
+    ``msb_only``, ``refetch``: force the MSB-only pass to be recomputed) or a summarization
+    (``kind = "summarize"``: ``n`` tokens, ``heads``, and one ``{token_keep, head_keep,
+    value_keep, msb_only}`` per layer). Records per layer: cycles, RD, WR, refetches."""
+    rng0 = await env.start(dut)
+    spec = json.loads(Path(BENCH).read_text())
+    rng = np.random.default_rng(rng0.randrange(1 << 30))
+    a = CFG.attn
+    layers = max([len(e.get("layers", [])) for e in spec["entries"]] + [1])
+    ses = Session(dut, MemoryMap(CFG, layers=layers, steps=1), 0.0, 1)
+    for i, e in enumerate(spec["entries"]):
+        scale, shift = pass_scale(CFG, rng)
+        if e["kind"] == "row":
+            qkv = random_layer(CFG, rng, 1, e["n"])
+            layer_image(CFG, qkv, ses.mm.bases(0), ses.ram.write)
+            lp = LayerParams(token_keep=e["token_keep"], head_keep=1,
+                             value_keep=e["value_keep"], scale=scale, shift=shift,
+                             msb_only=e["msb_only"],
+                             threshold=a.prob.max_raw if e["refetch"] else 0)
+            await ses.layer(qkv, 0, lp, heads=1, generation=True, newest=e["n"] - 1,
+                            clear=True, policy=Policy(recent=1), budget=400 * e["n"])
+            ses.log["layers"][-1]["entry"] = i
+        else:
+            qkv = [random_layer(CFG, rng, e["heads"], e["n"]) for _ in e["layers"]]
+            for li, x in enumerate(qkv):
+                layer_image(CFG, x, ses.mm.bases(li), ses.ram.write)
+            for li, p in enumerate(e["layers"]):
+                lp = LayerParams(scale=scale, shift=shift, threshold=a.prob.max_raw // 2, **p)
+                await ses.layer(qkv[li], li, lp, heads=e["heads"], clear=li == 0,
+                                budget=200 * e["n"] * e["n"] * e["heads"])
+                ses.log["layers"][-1]["entry"] = i
+    env.record("bench", ses.log)

@@ -33,8 +33,6 @@ class Model:
     def candidates(self, c):
         n = c["n"]
         listed = np.ones(n, bool) if c["all"] else self.masks[c["src"], :n].copy()
-        if c["no_src"] and not c["all"]:
-            listed[:] = False
         if c["add_newest"] and c["newest"] < n:
             listed[c["newest"]] = True
         if c["has_upper"]:
@@ -98,21 +96,19 @@ def _commands(cfg, rng, model):
                 c = {"n": n, "newest": n - 1, "sinks": 0, "recent": 0, "age_norm": 0,
                      "all": int(layer == 0), "src": max(0, layer - 1), "add_newest": 0,
                      "has_upper": 0, "upper": 0, "dst": layer, "merge": 0,
-                     "no_src": 0, "nowrite": int(rng.random() < 0.1)}
+                     "nowrite": int(rng.random() < 0.1)}
                 c["keep"] = keep_for(c)
                 yield c
         else:  # generation steps: layer l from its own mask plus the new token
             n0 = int(rng.integers(1, C - 6))
             sinks, recent = int(rng.integers(1, 3)), int(rng.integers(1, 4))
             age_norm = int(rng.random() < 0.6)
-            fresh = rng.random() < 0.5  # the first step from empty masks (after CLEAR)
             for n in range(n0, n0 + 6):
                 for layer in range(L):
                     c = {"n": n, "newest": n - 1, "sinks": sinks, "recent": recent,
-                         "age_norm": age_norm, "all": int(n == n0 and not fresh), "src": layer,
+                         "age_norm": age_norm, "all": int(n == n0), "src": layer,
                          "add_newest": 1, "has_upper": int(layer > 0),
                          "upper": max(0, layer - 1), "dst": layer, "merge": 0,
-                         "no_src": int(n == n0 and fresh),
                          "nowrite": int(rng.random() < 0.1)}
                     c["keep"] = keep_for(c, low=sinks + recent)
                     policy_probe += 1

@@ -5,7 +5,7 @@ import pytest
 
 from generators.emit import BLOCKS, emit
 from generators.presets import PRESETS
-from sim.lint import lint
+from sim.lint import constant_always, lint
 
 
 @pytest.mark.rtl
@@ -23,3 +23,8 @@ def test_lint_reports_findings(tmp_path):
     v.write_text("module bad(input [3:0] a, output [1:0] y, output z);\n"
                  "  assign z = ^a;\nendmodule\n")
     assert any("UNDRIVEN" in ln for ln in lint(v))
+
+
+def test_constant_always_blocks_are_found():
+    text = "  always @*\n    \\cmd [45] = 1'h0;\n  always @*\n    x = y;\n"
+    assert constant_always(text) == ["\\cmd [45]"]
