@@ -338,8 +338,165 @@ def bench_head(cfg, *, sizes, packets: int, simulator: str, seed: int, out: Path
     return rows
 
 
+CORE_TRACE_COLUMNS = ["row", "iteration", "layer", "head", "L", "keys", "values", "refetch",
+                      "cycles", "bound", "cycles/bound", "limit", "DRAM read", "DRAM dense",
+                      "dense/read"]
+CORE_SWEEP_COLUMNS = ["keep ratio", "tokens per layer", "cycles", "cycles vs dense",
+                      "DRAM read", "DRAM vs dense", "DRAM written"]
+
+
+def _run_core_bench(cfg, entries, *, simulator, seed, out: Path, tag: str):
+    from sim.runner import run_cocotb
+
+    spec = (out / f"core_{tag}_entries.json").resolve()
+    spec.write_text(json.dumps({"entries": entries}))
+    r = run_cocotb(cfg, "core", simulator=simulator, packets=1, seed=seed, stalls="0:0",
+                   bench=str(spec))
+    if not r.ok:
+        raise CliError(f"core bench failed in simulation (a mismatch against the golden "
+                       f"model or a hang); see {r.build_dir / 'sim.log'}")
+    return r.result["bench"][0]["layers"]
+
+
+def bench_core_trace(cfg, trace_path, *, rows: int, simulator: str, seed: int,
+                     out: Path) -> dict:
+    """Replay ``rows`` rows of an authors' trace, sampled deterministically
+    (:func:`sim.trace.sample`), through RTL simulation of the core: each row is one decode
+    step of one head on a CLEARed core (``L`` positions, the row's kept keys and values, its
+    refetch forced or not); cycles are the core's CYC register (selection, keep-list
+    write-back, the job, importance merge), DRAM bytes its RD register."""
+    from sim.trace import load_trace, row_bound, row_params, dense_traffic, sample, summary
+
+    tr = load_trace(trace_path)
+    picked = sample(tr, rows)
+    entries = []
+    for row in picked:
+        p = row_params(cfg, row)
+        entries.append({"kind": "row", "n": p["n"], "token_keep": p["token_keep"],
+                        "value_keep": p["value_keep"], "msb_only": p["msb_only"],
+                        "refetch": p["force_refetch"]})
+    _progress(f"bench core: {len(picked)} of {len(tr.rows)} rows of {Path(trace_path).name} "
+              f"on {simulator} [{cfg.tag}]")
+    got = _run_core_bench(cfg, entries, simulator=simulator, seed=seed, out=out,
+                          tag=f"trace_{Path(trace_path).stem}")
+    table = []
+    tot = dict.fromkeys(("cycles", "bound", "read", "dense"), 0)
+    for i, (row, g) in enumerate(zip(picked, got)):
+        b = row_bound(cfg, row)
+        dense = dense_traffic(cfg, row).read
+        tot["cycles"] += g["cycles"]
+        tot["bound"] += b["cycles"]
+        tot["read"] += g["rd"]
+        tot["dense"] += dense
+        table.append({"row": tr.rows.index(row), "iteration": row.iteration_id,
+                      "layer": row.layer_id, "head": row.head_id,
+                      "L": row.sentence_length_L, "keys": row.key_fetch_num,
+                      "values": row.value_fetch_num, "refetch": g["refetched"],
+                      "cycles": g["cycles"], "bound": b["cycles"],
+                      "cycles/bound": f"{g['cycles'] / b['cycles']:.2f}", "limit": b["limit"],
+                      "DRAM read": g["rd"], "DRAM dense": dense,
+                      "dense/read": f"{dense / g['rd']:.2f}"})
+    scale = len(tr.rows) / len(picked)
+    res = {"trace": str(trace_path), "model": tr.model, "rows": len(tr.rows),
+           "sampled": len(picked), "summary": summary(tr), "table": table, "totals": tot,
+           "scaled": {k: round(v * scale) for k, v in tot.items()}}
+    name = Path(trace_path).stem
+    (out / f"core_trace_{name}.json").write_text(json.dumps(res, indent=2, default=str))
+    md = [f"Trace replay of `{Path(trace_path).name}` ({tr.model}) on `{cfg.name}` "
+          f"({simulator}): {len(picked)} of {len(tr.rows)} rows, picked at evenly spaced "
+          f"indices (`sim.trace.sample`). Bound: `sim.trace.BOUND_DEFINITION` "
+          f"({cfg.core.bus_bytes} bytes of DRAM per cycle).", "",
+          _table(table, CORE_TRACE_COLUMNS), "",
+          f"Sampled rows: {tot['cycles']} cycles against a bound of {tot['bound']} "
+          f"({tot['cycles'] / tot['bound']:.2f}x); DRAM read {tot['read']} bytes against "
+          f"{tot['dense']} dense ({tot['dense'] / tot['read']:.2f}x less). Scaled to all "
+          f"{len(tr.rows)} rows (x{scale:.1f}): {res['scaled']['cycles']:,} cycles, bound "
+          f"{res['scaled']['bound']:,}; DRAM {res['scaled']['read']:,} bytes, dense "
+          f"{res['scaled']['dense']:,}."]
+    (out / f"core_trace_{name}.md").write_text("\n".join(md) + "\n")
+    return res
+
+
+def bench_core_sweep(cfg, *, n: int, heads: int, layers: int, ratios, simulator: str,
+                     seed: int, out: Path) -> list[dict]:
+    """Synthetic summarization: ``layers`` layers of ``n`` tokens and ``heads`` heads; at
+    keep ratio ``r`` layer ``l`` keeps ``round(n * r**(l+1))`` tokens (cascade) and local
+    value pruning keeps the same share of each row; every head is kept and every pass is at
+    full precision. Cycles (CYC, summed over the layers) and DRAM bytes (RD, WR) from RTL
+    simulation, against the dense run (r = 1)."""
+    if not 1 <= heads <= cfg.core.heads or not 1 <= layers <= cfg.core.layers:
+        raise CliError(f"--heads must be in 1..{cfg.core.heads} and --layers in "
+                       f"1..{cfg.core.layers}, not {heads} and {layers}")
+    if not 8 <= n <= cfg.topk.capacity:
+        raise CliError(f"--tokens must be in 8..{cfg.topk.capacity}, not {n}")
+    entries = []
+    for r in ratios:
+        keeps = [max(1, round(n * r ** (li + 1))) for li in range(layers)]
+        entries.append({"kind": "summarize", "n": n, "heads": heads,
+                        "layers": [{"token_keep": k, "head_keep": heads,
+                                    "value_keep": max(1, round(k * r)), "msb_only": 0}
+                                   for k in keeps]})
+    _progress(f"bench core: summarization sweep, {len(ratios)} keep ratios x {layers} layers "
+              f"of {n} tokens, {heads} heads, on {simulator} [{cfg.tag}]")
+    got = _run_core_bench(cfg, entries, simulator=simulator, seed=seed, out=out, tag="sweep")
+    rows = []
+    for i, (r, e) in enumerate(zip(ratios, entries)):
+        mine = [g for g in got if g["entry"] == i]
+        rows.append({"keep ratio": r, "tokens per layer": "/".join(
+            str(x["token_keep"]) for x in e["layers"]),
+            "cycles": sum(g["cycles"] for g in mine), "DRAM read": sum(g["rd"] for g in mine),
+            "DRAM written": sum(g["wr"] for g in mine)})
+    dense = next((x for x in rows if x["keep ratio"] == 1.0), rows[0])
+    for x in rows:
+        x["cycles vs dense"] = f"{x['cycles'] / dense['cycles']:.3f}"
+        x["DRAM vs dense"] = f"{x['DRAM read'] / dense['DRAM read']:.3f}"
+    (out / "core_sweep.json").write_text(json.dumps(rows, indent=2))
+    (out / "core_sweep.md").write_text(
+        f"Summarization on `{cfg.name}` ({simulator}): {layers} layers of {n} tokens, {heads} "
+        f"heads, full precision; layer l keeps n·r^(l+1) tokens and r of each row's values."
+        f"\n\n" + _table(rows, CORE_SWEEP_COLUMNS) + "\n")
+    _plot_sweep(rows, out / "core_sweep.png", cfg)
+    return rows
+
+
+def _plot_sweep(rows, path: Path, cfg):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    r = [x["keep ratio"] for x in rows]
+    ax.plot(r, [float(x["cycles vs dense"]) for x in rows], "o-", label="cycles (RTL)")
+    ax.plot(r, [float(x["DRAM vs dense"]) for x in rows], "s-", label="DRAM bytes read (RTL)")
+    ax.set_xlabel("keep ratio r (layer l keeps n·r^(l+1) tokens)")
+    ax.set_ylabel("relative to dense (r = 1)")
+    ax.set_title(f"SpAtten core, cascade token + local value pruning ({cfg.name})")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def cmd_bench(args) -> int:
     cfg = _config(args.config)
+    out = Path(args.out)
+    if args.block == "core":
+        out.mkdir(parents=True, exist_ok=True)
+        if args.trace:
+            bench_core_trace(cfg, args.trace, rows=args.rows, simulator=args.simulator,
+                             seed=args.seed, out=out)
+            name = Path(args.trace).stem
+            print((out / f"core_trace_{name}.md").read_text())
+            print(f"wrote {out / f'core_trace_{name}.md'}, {out / f'core_trace_{name}.json'}")
+            return 0
+        bench_core_sweep(cfg, n=args.tokens, heads=args.heads, layers=args.layers,
+                         ratios=[1.0, 0.75, 0.5, 0.25], simulator=args.simulator,
+                         seed=args.seed, out=out)
+        print((out / "core_sweep.md").read_text())
+        print(f"wrote {out / 'core_sweep.md'}, {out / 'core_sweep.json'}, "
+              f"{out / 'core_sweep.png'}")
+        return 0
+    if args.trace:
+        raise CliError(f"--trace applies to the core block, not {args.block}")
     default = {"topk": "128,256,512,1024", "head": "128,512,1024"}[args.block]
     text = args.sizes or default
     try:
@@ -348,7 +505,6 @@ def cmd_bench(args) -> int:
         raise CliError(f"--sizes must be comma-separated integers, not {text!r}") from None
     if any(s < 8 for s in sizes):
         raise CliError(f"--sizes must all be at least 8, not {min(sizes)}")
-    out = Path(args.out)
     if args.block == "head":
         bench_head(cfg, sizes=sizes, packets=args.packets, simulator=args.simulator,
                    seed=args.seed, out=out)
@@ -433,8 +589,12 @@ def _parser() -> argparse.ArgumentParser:
                                    "table and a PNG plot. head: for L in --sizes and keep in "
                                    "{L/4, L}, steady-state cycles per pass, Q·K multiplier "
                                    "utilization and the latency of an isolated pass; writes "
-                                   "a markdown table and JSON.")
-    b.add_argument("block", choices=["topk", "head"], help="the block to benchmark")
+                                   "a markdown table and JSON. core: with --trace, replays "
+                                   "sampled rows of an authors' GPT-2 trace (cycles beside "
+                                   "the idealised bound, DRAM bytes beside dense); without, "
+                                   "a summarization sweep over keep ratios (table and PNG). "
+                                   "Every run is also checked against the golden model.")
+    b.add_argument("block", choices=["topk", "head", "core"], help="the block to benchmark")
     b.add_argument("--config", default="paper", help=f"{cfg_help} (default: paper)")
     b.add_argument("--sizes", default=None,
                    help="packet sizes n / row lengths L (default: 128,256,512,1024 for topk, "
@@ -444,6 +604,13 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--simulator", choices=["icarus", "verilator"], default="verilator")
     b.add_argument("--seed", type=int, default=1)
     b.add_argument("--out", default="build/bench", help="output folder")
+    b.add_argument("--trace", help="core: replay this trace of the SpAtten authors (CSV, e.g. "
+                                   "../shared/workloads/spatten-gpt2/*.csv)")
+    b.add_argument("--rows", type=int, default=24,
+                   help="core --trace: rows replayed, evenly spaced (default 24)")
+    b.add_argument("--tokens", type=int, default=128, help="core sweep: tokens (default 128)")
+    b.add_argument("--heads", type=int, default=4, help="core sweep: heads (default 4)")
+    b.add_argument("--layers", type=int, default=2, help="core sweep: layers (default 2)")
     b.set_defaults(func=cmd_bench)
 
     d = sub.add_parser("demo", help="generate → sim → synth → bench, written to a report",

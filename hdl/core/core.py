@@ -446,8 +446,12 @@ class SpAttenCore(wiring.Component):
                     m.next = "POP"
 
         # ---- the V server: one head vreq beat → V rows fetched if new → one v beat ---------
+        # Fast path (every row of the beat already in the buffers, no two in one bank): the
+        # banks are read in the cycle the beat is taken and the v beat goes out the next, so
+        # back-to-back beats stream at one per cycle. Otherwise the beat is latched, its new
+        # rows are fetched (NEED, PICK, ISSUE, WAIT) and gathered bank by bank (GATHER).
         vr, vo = head.vreq, head.v
-        in_pass, v_full, v_first = Signal(), Signal(), Signal()
+        in_pass, v_full = Signal(), Signal()
         vh = Signal(hb)
         v_idx = Signal.like(vr.payload.index)
         v_cnt = Signal.like(vr.payload.count)
@@ -456,14 +460,20 @@ class SpAttenCore(wiring.Component):
         need_m, need_l = Signal(R), Signal(R)
         pend = Signal(R)
         jsel = Signal(range(R))
-        srv = [Signal(R, name=f"srv{b}") for b in range(R)]   # lanes bank b read last cycle
+        srv = [Signal(R, name=f"srv{b}") for b in range(R)]   # lanes bank b read last
         b_addr = [Signal(max(1, ceil_log2(-(-CAP // R))), name=f"vaddr{b}") for b in range(R)]
         b_en = [Signal(name=f"ven{b}") for b in range(R)]
         for b in range(R):
             for kind in (VMSB, VLSB):
                 m.d.comb += [vbank[kind][b].addr.eq(b_addr[b]), vbank[kind][b].en.eq(b_en[b])]
-        gm = Signal.like(vo.payload)
-        m.d.comb += [vo.payload.eq(gm), va.slot.eq(v_idx[jsel])]
+        gm = Signal.like(vo.payload)        # lanes gathered before the last bank reads
+        for j in range(R):                  # the v beat: last reads straight from the banks
+            hit_m, hit_l = gm.msb[j], gm.lsb[j]
+            for b in range(R):
+                hit_m = Mux(srv[b][j], vbank[VMSB][b].data, hit_m)
+                hit_l = Mux(srv[b][j], vbank[VLSB][b].data, hit_l)
+            m.d.comb += [vo.payload.msb[j].eq(hit_m), vo.payload.lsb[j].eq(hit_l)]
+        m.d.comb += va.slot.eq(v_idx[jsel])
         pf_full, pf_head, pf_first = (passf.r_data[IB], passf.r_data[IB + 1:IB + 1 + hb],
                                       passf.r_data[IB + 1 + hb])
         v_pos = va.pos
@@ -478,21 +488,59 @@ class SpAttenCore(wiring.Component):
                 with m.If(srv[b][j]):
                     m.d.sync += [gm.msb[j].eq(vbank[VMSB][b].data),
                                  gm.lsb[j].eq(vbank[VLSB][b].data)]
-        m.d.sync += [s.eq(0) for s in srv]
+
+        def bank_of(x):
+            return x[:vw] if R > 1 else Const(0, 1)
+
+        def take_beat(pass_open):
+            """Take the next vreq beat if there is one (``pass_open``: it belongs to the pass
+            being served); the fast path reads the banks now."""
+            iv = vr.payload
+            can = vr.valid & (pass_open | passf.r_rdy)
+            first_n = ~pass_open & pf_first
+            full_n = Mux(pass_open, v_full, pf_full)
+            live = [j < iv.count for j in range(R)]
+            needs = Const(0, 1)
+            for j in range(R):
+                m_ok = ~first_n & vm_ld.bit_select(iv.index[j], 1)
+                l_ok = ~first_n & vl_ld.bit_select(iv.index[j], 1)
+                needs = needs | (live[j] & (~m_ok | (full_n & ~l_ok)))
+            clash = Const(0, 1)
+            for j in range(R):
+                for k in range(j + 1, R):
+                    clash = clash | (live[j] & live[k]
+                                     & (bank_of(iv.index[j]) == bank_of(iv.index[k])))
+            fast = ~needs & ~clash & (v_out == 0)
+            m.d.sync += [s.eq(0) for s in srv]
+            with m.If(can):
+                m.d.comb += vr.ready.eq(1)
+                m.d.sync += [v_idx.eq(iv.index), v_cnt.eq(iv.count), v_last.eq(iv.last)]
+                with m.If(~pass_open):
+                    m.d.comb += passf.r_en.eq(1)
+                    m.d.sync += [in_pass.eq(1), v_full.eq(pf_full), vh.eq(pf_head)]
+                    with m.If(pf_first):
+                        m.d.sync += [vm_ld.eq(0), vl_ld.eq(0)]
+                with m.If(fast):
+                    for b in range(R):
+                        addr, one = Const(0, 1), Const(0, 1)
+                        for j in reversed(range(R)):
+                            hit = live[j] & (bank_of(iv.index[j]) == b)
+                            addr = Mux(hit, iv.index[j] >> vw, addr)
+                            one = one | hit
+                        m.d.comb += [b_addr[b].eq(addr), b_en[b].eq(one)]
+                        m.d.sync += srv[b].eq(Cat(*[live[j] & (bank_of(iv.index[j]) == b)
+                                                    for j in range(R)]))
+                    m.next = "SEND"
+                with m.Else():
+                    m.next = "NEED"
+            with m.Else():
+                m.next = "IDLE"
+
         v_idle = Signal()
         with m.FSM(name="vserve"):
             with m.State("IDLE"):
                 m.d.comb += v_idle.eq(~in_pass)
-                with m.If(vr.valid & (in_pass | passf.r_rdy)):
-                    m.d.comb += vr.ready.eq(1)
-                    m.d.sync += [v_idx.eq(vr.payload.index), v_cnt.eq(vr.payload.count),
-                                 v_last.eq(vr.payload.last)]
-                    with m.If(~in_pass):
-                        m.d.comb += passf.r_en.eq(1)
-                        m.d.sync += [in_pass.eq(1), v_full.eq(pf_full), vh.eq(pf_head)]
-                        with m.If(pf_first):
-                            m.d.sync += [vm_ld.eq(0), vl_ld.eq(0)]
-                    m.next = "NEED"
+                take_beat(in_pass)
             with m.State("NEED"):
                 for j in range(R):
                     live = j < v_cnt
@@ -530,7 +578,7 @@ class SpAttenCore(wiring.Component):
             with m.State("GATHER"):
                 served = []
                 for b in range(R):
-                    hit = [pend[j] & ((v_idx[j][:vw] == b) if R > 1 else 1) for j in range(R)]
+                    hit = [pend[j] & (bank_of(v_idx[j]) == b) for j in range(R)]
                     one = Signal(R, name=f"gsel{b}")
                     taken = Const(0, 1)
                     for j in range(R):
@@ -547,14 +595,12 @@ class SpAttenCore(wiring.Component):
                 with m.If(left == 0):
                     m.next = "SEND"
             with m.State("SEND"):
-                # entered one cycle after the last reads: their data is captured this cycle
-                m.next = "SEND2"
-            with m.State("SEND2"):
+                # the banks hold the last reads (enables low) until the beat is taken
                 m.d.comb += vo.valid.eq(1)
                 with m.If(vo.ready):
                     with m.If(v_last):
                         m.d.sync += in_pass.eq(0)
-                    m.next = "IDLE"
+                    take_beat(~v_last)
 
         # ---- outputs: head.o → DRAM (one row) and the head's importance --------------------
         ho = head.o
