@@ -562,13 +562,15 @@ class SpAttenCore(wiring.Component):
                 with m.If(need_m.bit_select(jsel, 1)):
                     m.d.comb += [v_req.valid.eq(1), v_kind.eq(VMSB)]
                     with m.If(v_req.grant):
+                        # an OR with a shifted one: a bit_select assignment of a
+                        # capacity-wide register becomes a capacity-way case in synthesis
                         m.d.sync += [need_m.bit_select(jsel, 1).eq(0),
-                                     vm_ld.bit_select(v_idx[jsel], 1).eq(1)]
+                                     vm_ld.eq(vm_ld | (Const(1, CAP) << v_idx[jsel]))]
                 with m.Elif(need_l.bit_select(jsel, 1)):
                     m.d.comb += [v_req.valid.eq(1), v_kind.eq(VLSB)]
                     with m.If(v_req.grant):
                         m.d.sync += [need_l.bit_select(jsel, 1).eq(0),
-                                     vl_ld.bit_select(v_idx[jsel], 1).eq(1)]
+                                     vl_ld.eq(vl_ld | (Const(1, CAP) << v_idx[jsel]))]
                 with m.Else():
                     m.next = "PICK"
             with m.State("WAIT"):

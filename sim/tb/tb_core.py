@@ -197,7 +197,8 @@ class Session:
                               "tokens": len(res.tokens), "heads": len(res.heads),
                               "queries": len(res.queries), "rd": got["RD"],
                               "wr": got["WR"], "cycles": got["CYC"],
-                              "refetched": res.refetched})
+                              "refetched": res.refetched, "kept": res.tokens.tolist(),
+                              "kept_heads": res.heads.tolist()})
         return res
 
 

@@ -16,9 +16,9 @@ from cocotb.triggers import ReadOnly, RisingEdge
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 
 from generators.config import SpAttenConfig
-from hdl.core.regs import (BASE_OFFSET, BASES, FIELDS, ID_VALUE, OFFSETS, desc_layout,
-                           pack_register)
+from hdl.core.regs import BASES, ID_VALUE, OFFSETS, desc_layout, pack_register
 from sim.golden.core import Status, check_descriptor
+from sim.core_stim import register_writes
 from sim.harness import env
 from sim.packing import unpack
 
@@ -55,12 +55,8 @@ def _descriptor(rng):
 
 
 def _words(d):
-    """Register writes for descriptor ``d``: {offset: value}."""
-    w = {OFFSETS[name]: pack_register(name, d) for name in FIELDS if name != "CTRL"}
-    for k, b in enumerate(BASES):
-        w[BASE_OFFSET + 8 * k] = d[b] & 0xFFFFFFFF
-        w[BASE_OFFSET + 8 * k + 4] = d[b] >> 32
-    return w
+    """Register writes for descriptor ``d``, CTRL left out: {offset: value}."""
+    return dict(register_writes(d)[:-1])
 
 
 @cocotb.test(timeout_time=2000 * COUNT + 1000, timeout_unit="us")
