@@ -243,6 +243,8 @@ def load_trace(path: str | Path) -> Trace:
     not parse, a rule a :class:`TraceRow` breaks, a repeated (iteration, layer, head), or a
     file with no data rows."""
     path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"trace must be an existing CSV file, not {str(path)!r}")
     with path.open(newline="") as fh:
         lines = [(i + 1, r) for i, r in enumerate(csv.reader(fh)) if any(x.strip() for x in r)]
     if not lines:

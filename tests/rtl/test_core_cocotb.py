@@ -51,3 +51,16 @@ def test_core_layers_bit_exact(name, simulator, tokens, layers):
         assert run["refetched"] and run["msb_kept"]
         assert {l["mode"] for l in run["layers"]} == {0, 1}
         assert {0, 1, 6} <= set(run["codes"])
+
+
+@pytest.mark.rtl
+def test_core_bench_sweep_prunes_traffic(tmp_path):
+    """The keep-ratio sweep runs (each layer checked against the golden model in bench mode)
+    and pruning cuts both DRAM bytes and cycles against the dense run."""
+    from generators.cli import bench_core_sweep
+
+    rows = bench_core_sweep(PRESETS["ci"], n=16, heads=2, layers=2, ratios=[1.0, 0.5],
+                            simulator="icarus", seed=3, out=tmp_path)
+    dense, pruned = rows
+    assert pruned["DRAM read"] < dense["DRAM read"] and pruned["cycles"] < dense["cycles"]
+    assert (tmp_path / "core_sweep.png").stat().st_size > 0

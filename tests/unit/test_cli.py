@@ -47,6 +47,10 @@ def test_generate_from_toml(tmp_path):
     (["bench", "topk", "--sizes", "4096"], "at most the capacity (1024)"),
     (["synth", "topk", "--target", "ecp5", "--liberty", "x.lib"], "--liberty applies to"),
     (["bench", "head", "--config", "ci", "--sizes", "32", "--packets", "4"], "--packets must be at least 8"),
+    (["bench", "topk", "--trace", "x.csv"], "--trace applies to the core block"),
+    (["bench", "core", "--config", "ci", "--heads", "9"], "--heads must be in 1..4"),
+    (["bench", "core", "--config", "ci", "--tokens", "65"], "--tokens must be in 8..64"),
+    (["bench", "core", "--trace", "/nonexistent.csv"], "nonexistent.csv"),
 ])
 def test_bad_arguments_fail_in_one_line(args, needle, capsys):
     assert main(args) == 2
