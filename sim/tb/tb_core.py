@@ -19,6 +19,7 @@ the config's; default 4 each), ``TB_SEED``, ``TB_RESULT``.
 """
 
 import json
+import logging
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -58,6 +59,8 @@ class Host:
     def __init__(self, dut, ram, mm):
         self.dut, self.ram, self.mm = dut, ram, mm
         self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil_"), dut.clk, dut.rst)
+        for log in (self.axil.write_if.log, self.axil.read_if.log):
+            log.setLevel(logging.WARNING)
 
     async def run_layer(self, d: dict, max_cycles: int) -> dict:
         for off, val in register_writes(d):
@@ -125,6 +128,8 @@ class Session:
                    self.ram.write_if.b_channel, self.ram.read_if.ar_channel,
                    self.ram.read_if.r_channel):
             ch.set_pause_generator(_pauses(np.random.default_rng(seed + 7), pause))
+        for log in (self.ram.write_if.log, self.ram.read_if.log):
+            log.setLevel(logging.WARNING)   # one INFO line per burst slows a long run down
         self.host = Host(dut, self.ram, mm)
         self.expect = bytearray(mm.size)
         self.state = CoreState.empty(CFG)
