@@ -360,15 +360,15 @@ def _run_core_bench(cfg, entries, *, simulator, seed, out: Path, tag: str):
 
 def bench_core_trace(cfg, trace_path, *, rows: int, simulator: str, seed: int,
                      out: Path) -> dict:
-    """Replay ``rows`` rows of an authors' trace, sampled deterministically
-    (:func:`sim.trace.sample`), through RTL simulation of the core: each row is one decode
+    """Replay ``rows`` rows of an authors' trace, picked deterministically
+    (:func:`sim.trace.spread`), through RTL simulation of the core: each row is one decode
     step of one head on a CLEARed core (``L`` positions, the row's kept keys and values, its
     refetch forced or not); cycles are the core's CYC register (selection, keep-list
     write-back, the job, importance merge), DRAM bytes its RD register."""
-    from sim.trace import load_trace, row_bound, row_params, dense_traffic, sample, summary
+    from sim.trace import dense_traffic, load_trace, row_bound, row_params, spread, summary
 
     tr = load_trace(trace_path)
-    picked = sample(tr, rows)
+    picked = spread(tr, rows)
     entries = []
     for row in picked:
         p = row_params(cfg, row)
@@ -403,8 +403,8 @@ def bench_core_trace(cfg, trace_path, *, rows: int, simulator: str, seed: int,
     name = Path(trace_path).stem
     (out / f"core_trace_{name}.json").write_text(json.dumps(res, indent=2, default=str))
     md = [f"Trace replay of `{Path(trace_path).name}` ({tr.model}) on `{cfg.name}` "
-          f"({simulator}): {len(picked)} of {len(tr.rows)} rows, picked at evenly spaced "
-          f"indices (`sim.trace.sample`). Bound: `sim.trace.BOUND_DEFINITION` "
+          f"({simulator}): {len(picked)} of {len(tr.rows)} rows, picked by a golden-ratio "
+          f"sequence over the file (`sim.trace.spread`, deterministic). Bound: `sim.trace.BOUND_DEFINITION` "
           f"({cfg.core.bus_bytes} bytes of DRAM per cycle).", "",
           _table(table, CORE_TRACE_COLUMNS), "",
           f"Sampled rows: {tot['cycles']} cycles against a bound of {tot['bound']} "
@@ -607,7 +607,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--trace", help="core: replay this trace of the SpAtten authors (CSV, e.g. "
                                    "../shared/workloads/spatten-gpt2/*.csv)")
     b.add_argument("--rows", type=int, default=24,
-                   help="core --trace: rows replayed, evenly spaced (default 24)")
+                   help="core --trace: rows replayed, spread over the file (default 24)")
     b.add_argument("--tokens", type=int, default=128, help="core sweep: tokens (default 128)")
     b.add_argument("--heads", type=int, default=4, help="core sweep: heads (default 4)")
     b.add_argument("--layers", type=int, default=2, help="core sweep: layers (default 2)")

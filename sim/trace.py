@@ -81,8 +81,8 @@ from generators.config import SpAttenConfig
 from sim.golden.core import Traffic, row_bytes
 
 __all__ = ["COLUMNS", "BOUND_DEFINITION", "TraceFormatError", "TraceRow", "Trace", "load_trace",
-           "summary", "sample", "row_traffic", "dense_traffic", "row_bound", "trace_bound",
-           "row_params"]
+           "summary", "sample", "spread", "row_traffic", "dense_traffic", "row_bound",
+           "trace_bound", "row_params"]
 
 BOUND_DEFINITION = (
     "cycles(row) = max(qk_lines, pv_lines, dram_cycles), where "
@@ -343,6 +343,29 @@ def sample(trace: Trace | Sequence[TraceRow], count: int) -> list[TraceRow]:
     if count >= n:
         return list(rows)
     return [rows[(2 * i * n + count) // (2 * count)] for i in range(count)]
+
+
+def spread(trace: Trace | Sequence[TraceRow], count: int) -> list[TraceRow]:
+    """``count`` rows spread over the trace by a golden-ratio (Weyl) sequence, in file order,
+    with no randomness: row ``i`` of the sequence is ``floor(frac((i + 1/2) * phi) * n)``
+    (``phi = (sqrt(5) - 1) / 2``), a taken index moving on to the next free one. Unlike
+    :func:`sample`, whose fixed stride can alias with the trace's period (decode iteration ×
+    layer × head, so that every pick is layer 0, head 0), it reaches every layer and head
+    about equally. With ``count >= n`` every row is returned."""
+    rows = _rows(trace)
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise ValueError(f"count must be a positive integer, not {count!r}")
+    n = len(rows)
+    if count >= n:
+        return list(rows)
+    phi = (math.sqrt(5) - 1) / 2
+    taken: set[int] = set()
+    for i in range(count):
+        j = int(((i + 0.5) * phi) % 1.0 * n)
+        while j in taken:
+            j = (j + 1) % n
+        taken.add(j)
+    return [rows[j] for j in sorted(taken)]
 
 
 def _check_geometry(cfg: SpAttenConfig, row: TraceRow):

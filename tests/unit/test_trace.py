@@ -12,7 +12,7 @@ import sim.trace as trace_mod
 from generators.presets import PRESETS
 from sim.golden.core import Traffic
 from sim.trace import (BOUND_DEFINITION, COLUMNS, TraceFormatError, TraceRow, dense_traffic,
-                       load_trace, row_bound, row_params, row_traffic, sample, summary,
+                       load_trace, row_bound, row_params, row_traffic, sample, spread, summary,
                        trace_bound)
 
 WORKLOADS = Path(__file__).resolve().parents[2].parent / "shared" / "workloads" / "spatten-gpt2"
@@ -347,3 +347,16 @@ def test_row_params_capacity():
     ci = PRESETS["ci"]
     with pytest.raises(ValueError, match=r"at most topk.capacity \(64\) of config 'ci'"):
         row_params(ci, _row(embedding_length_D=16))
+
+
+def test_spread_reaches_every_layer_and_head(pruned):
+    """The golden-ratio pick is deterministic, distinct, in file order, and does not alias
+    with the trace's period the way a fixed stride does (every 4th iteration's layer 0,
+    head 0 at 8 rows)."""
+    s = spread(pruned, 24)
+    assert s == spread(pruned, 24) and len({id(r) for r in s}) == 24
+    idx = [pruned.rows.index(r) for r in s]
+    assert idx == sorted(idx)
+    assert len({r.layer_id for r in s}) >= 8 and len({r.head_id for r in s}) >= 8
+    assert {(r.layer_id, r.head_id) for r in sample(pruned, 8)} == {(0, 0)}
+    assert spread(pruned.rows[:5], 9) == list(pruned.rows[:5])
