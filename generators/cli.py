@@ -150,6 +150,8 @@ def run_synth_block(cfg, block: str, target: str, out: Path, liberty=None,
 
 # The head pipeline's parts, synthesized one by one for the area breakdown.
 HEAD_PARTS = ("qk", "softmax", "topk", "pv")
+# The core's parts besides its controller (the head counted whole).
+CORE_PARTS = ("head", "select", "heads", "importance", "dma", "regs")
 # The size column of each target that the breakdown's shares are computed from.
 SIZE_METRIC = {"cmos": "transistors", "asic": "area_um2", "ice40": "lut", "ecp5": "lut",
                "xc7": "lut"}
@@ -160,27 +162,31 @@ ADDITIVE = ("transistors", "gates", "area_um2", "sequential_area_um2", "nand2_eq
             "lut", "carry", "bram", "dsp", "memory_bits", "memory_macros")
 
 
-def area_breakdown(rows: list[dict], target: str, engines: int = 1) -> list[dict]:
-    """Add each part's share of the head (the ``head`` row) and a row for the glue (FIFOs,
-    forks, adapters: the head minus its parts). The head has ``engines`` top-k engines
-    (``attn.topk_engines``): the ``topk`` row, one engine synthesized, counts ``engines``
-    times and is labelled ``topk × engines``."""
+def area_breakdown(rows: list[dict], target: str, engines: int = 1, *, whole: str = "head",
+                   parts=HEAD_PARTS) -> list[dict]:
+    """Add each part's share of the whole (the ``whole`` row: ``head``, or ``core`` with
+    :data:`CORE_PARTS`) and a row for the glue (the whole minus its parts: FIFOs, forks and
+    adapters in the head; the controller, its FIFOs and buffers' logic in the core). The
+    head has ``engines`` top-k engines (``attn.topk_engines``): a ``topk`` row, one engine
+    synthesized, counts ``engines`` times and is labelled ``topk × engines``."""
     metric = SIZE_METRIC[target]
     if engines > 1:
         rows = [{**r, **{c: r[c] * engines for c in ADDITIVE if r.get(c) is not None},
                  "block": f"topk × {engines}"} if r["block"] == "topk" else r for r in rows]
     by = {r["block"].split(" ×")[0]: r for r in rows}
-    head = by["head"].get(metric)
+    total = by[whole].get(metric)
     out = []
     for r in rows:
         v = r.get(metric)
-        out.append({**r, "share": f"{100 * v / head:.1f} %" if head and v is not None else "-"})
-    parts = [by[b].get(metric) for b in HEAD_PARTS if b in by]
-    if head is not None and None not in parts and len(parts) == len(HEAD_PARTS):
-        glue = head - sum(parts)
-        out.insert(len(HEAD_PARTS), {"block": "glue (head - parts)", "config": rows[0]["config"],
-                                     "target": target, metric: round(glue, 1),
-                                     "share": f"{100 * glue / head:.1f} %"})
+        out.append({**r, "share": f"{100 * v / total:.1f} %" if total and v is not None
+                    else "-"})
+    sizes = [by[b].get(metric) for b in parts if b in by]
+    if total is not None and None not in sizes and len(sizes) == len(parts):
+        glue = total - sum(sizes)
+        out.insert(len(parts), {"block": f"glue ({whole} - parts)",
+                                "config": rows[0]["config"], "target": target,
+                                metric: round(glue, 1),
+                                "share": f"{100 * glue / total:.1f} %"})
     return out
 
 
@@ -189,9 +195,10 @@ def cmd_synth(args) -> int:
     liberty = Path(args.liberty) if args.liberty else None
     if liberty is not None and args.target != "asic":
         raise CliError(f"--liberty applies to --target asic, not {args.target}")
-    if args.breakdown and args.block != "head":
-        raise CliError(f"--breakdown applies to the head block, not {args.block}")
-    blocks = [*HEAD_PARTS, "head"] if args.breakdown else [args.block]
+    if args.breakdown and args.block not in ("head", "core"):
+        raise CliError(f"--breakdown applies to the head and core blocks, not {args.block}")
+    parts = {"head": HEAD_PARTS, "core": CORE_PARTS}.get(args.block, ())
+    blocks = [*parts, args.block] if args.breakdown else [args.block]
     rows = []
     for block in blocks:
         out = Path(args.out) / block / cfg.tag
@@ -200,7 +207,9 @@ def cmd_synth(args) -> int:
         print(f"JSON: {out / args.target / 'result.json'}")
     cols = ["block", "config", "target"] + SYNTH_COLUMNS[args.target]
     if args.breakdown:
-        rows = area_breakdown(rows, args.target, cfg.attn.topk_engines)
+        rows = area_breakdown(rows, args.target,
+                              cfg.attn.topk_engines if args.block == "head" else 1,
+                              whole=args.block, parts=parts)
         cols.insert(3 + cols[3:].index(SIZE_METRIC[args.target]) + 1, "share")
     print(_table(rows, cols))
     return 0
@@ -576,8 +585,9 @@ def _parser() -> argparse.ArgumentParser:
     y.add_argument("--memory", choices=["macro", "flops"], default="macro",
                    help="cmos/asic: memories as SRAM macros (default) or flip-flops (slow)")
     y.add_argument("--breakdown", action="store_true",
-                   help="head only: also synthesize its parts (qk, softmax, topk, pv) and "
-                        "give each one's share of the head")
+                   help="head or core: also synthesize its parts (head: qk, softmax, topk, "
+                        "pv; core: head, select, heads, importance, dma, regs) and give each "
+                        "one's share, and the rest as glue")
     y.add_argument("--out", default="build/synth", help="output folder")
     y.set_defaults(func=cmd_synth)
 

@@ -42,3 +42,14 @@ def test_area_breakdown_counts_every_topk_engine():
     assert out["topk × 2"]["lut"] == 20 and out["topk × 2"]["fmax_mhz"] == 50.0
     assert out["topk × 2"]["share"] == "20.0 %"
     assert out["glue (head - parts)"]["lut"] == 10
+
+
+def test_area_breakdown_of_the_core():
+    from generators.cli import CORE_PARTS
+
+    rows = [{"block": b, "config": "x", "target": "asic", "area_um2": v}
+            for b, v in zip((*CORE_PARTS, "core"), (50.0, 20.0, 5.0, 1.0, 1.0, 3.0, 100.0))]
+    out = {r["block"]: r for r in area_breakdown(rows, "asic", whole="core",
+                                                 parts=CORE_PARTS)}
+    assert out["glue (core - parts)"]["area_um2"] == 20.0
+    assert out["head"]["share"] == "50.0 %" and out["core"]["share"] == "100.0 %"
