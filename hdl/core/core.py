@@ -559,20 +559,32 @@ class SpAttenCore(wiring.Component):
                     m.d.comb += [va.slot.eq(v_idx[pick]), va.en.eq(1)]
                     m.next = "ISSUE"
             with m.State("ISSUE"):
-                with m.If(need_m.bit_select(jsel, 1)):
+                # one read request per cycle: the lane's MSB row, then its LSB row; as the
+                # lane's last request goes, the next lane's position is read
+                cur_m, cur_l = need_m.bit_select(jsel, 1), need_l.bit_select(jsel, 1)
+                with m.If(cur_m):
                     m.d.comb += [v_req.valid.eq(1), v_kind.eq(VMSB)]
                     with m.If(v_req.grant):
                         # an OR with a shifted one: a bit_select assignment of a
                         # capacity-wide register becomes a capacity-way case in synthesis
                         m.d.sync += [need_m.bit_select(jsel, 1).eq(0),
                                      vm_ld.eq(vm_ld | (Const(1, CAP) << v_idx[jsel]))]
-                with m.Elif(need_l.bit_select(jsel, 1)):
+                with m.Elif(cur_l):
                     m.d.comb += [v_req.valid.eq(1), v_kind.eq(VLSB)]
                     with m.If(v_req.grant):
                         m.d.sync += [need_l.bit_select(jsel, 1).eq(0),
                                      vl_ld.eq(vl_ld | (Const(1, CAP) << v_idx[jsel]))]
-                with m.Else():
-                    m.next = "PICK"
+                lane_done = Mux(cur_m, v_req.grant & ~cur_l, Mux(cur_l, v_req.grant, 1))
+                rest = (need_m | need_l) & ~(Const(1, R) << jsel)[:R]
+                nxt = Const(0, range(R))
+                for j in reversed(range(R)):
+                    nxt = Mux(rest[j], j, nxt)
+                with m.If(lane_done):
+                    with m.If(rest == 0):
+                        m.next = "WAIT"
+                    with m.Else():
+                        m.d.sync += jsel.eq(nxt)
+                        m.d.comb += [va.slot.eq(v_idx[nxt]), va.en.eq(1)]
             with m.State("WAIT"):
                 with m.If(v_out == 0):
                     m.d.sync += pend.eq(Cat(*[j < v_cnt for j in range(R)]))
