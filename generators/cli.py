@@ -357,6 +357,7 @@ CORE_SWEEP_COLUMNS = ["keep ratio", "tokens per layer", "cycles", "cycles vs den
 def _run_core_bench(cfg, entries, *, simulator, seed, out: Path, tag: str):
     from sim.runner import run_cocotb
 
+    out.mkdir(parents=True, exist_ok=True)
     spec = (out / f"core_{tag}_entries.json").resolve()
     spec.write_text(json.dumps({"entries": entries}))
     r = run_cocotb(cfg, "core", simulator=simulator, packets=1, seed=seed, stalls="0:0",

@@ -51,39 +51,20 @@ def _core_section(out: Path, quick: bool):
         bench_core_trace(PRESETS["eighth"], trace, rows=4 if quick else 12,
                          simulator="verilator", seed=1, out=bench)
         md_trace = (bench / f"core_trace_{trace.stem}.md").read_text()
-    md = ("## 5. The SpAtten core
-
-"
-          "### Layers with cascade pruning (`ci`, Icarus, against the golden model)
-
-"
+    md = ("## 5. The SpAtten core\n\n"
+          "### Layers with cascade pruning (`ci`, Icarus, against the golden model)\n\n"
           "A 4-layer, 4-head summarization of 24 tokens (cascade token and head pruning, "
           "local value pruning, MSB-only layers with refetches), decode steps on the same "
           "state (a sink, a recent window of 2, age normalisation), then bad descriptors. "
           "Every output row, keep list, status code and DRAM byte counter equals the golden "
           f"model's: {'yes' if r.ok else 'NO'}, with AXI pauses 0 and 0.5 on every channel. "
           "Mode 0 is summarization, 1 a decode step; rd/wr are DRAM bytes, cycles the "
-          "layer's CYC register.
-
-" + _table(layers, cols)
-          + "
-
-Keep lists (positions kept, heads kept):
-
-" + keep
-          + "
-
-### Keep-ratio sweep (`ci`, Icarus)
-
-"
+          "layer's CYC register.\n\n" + _table(layers, cols)
+          + "\n\nKeep lists (positions kept, heads kept):\n\n" + keep
+          + "\n\n### Keep-ratio sweep (`ci`, Icarus)\n\n"
           + (bench / "core_sweep.md").read_text()
-          + "
-![sweep](bench/core_sweep.png)
-
-### GPT-2 trace replay (`eighth`, Verilator)
-
-"
-          + md_trace)
+          + "\n![sweep](bench/core_sweep.png)\n\n### GPT-2 trace replay (`eighth`, Verilator)"
+          "\n\n" + md_trace)
     return {"layers": layers, "sweep": sweep}, {"ok": r.ok, "md": md}
 
 

@@ -19,8 +19,7 @@ from generators.numerics import QFormat
 from hdl.core.regs import BASE_OFFSET, BASES, FIELDS, OFFSETS, pack_register
 
 from .golden.attention import scale_for, split_planes
-from .golden.core import (LayerParams, Policy, keeplist_bytes, pack_row, row_addr,
-                          row_bytes, row_stride)
+from .golden.core import LayerParams, Policy, keeplist_bytes, pack_row, row_addr, row_stride
 
 __all__ = ["MemoryMap", "random_layer", "layer_image", "descriptor", "register_writes",
            "pass_scale"]

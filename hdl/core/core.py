@@ -49,7 +49,7 @@ ConfigError
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import data, wiring
+from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -185,7 +185,6 @@ class SpAttenCore(wiring.Component):
 
         # ---- the descriptor of the running layer -----------------------------------------
         d = Signal.like(regs.desc.payload)
-        base = {Q: d.q, KMSB: d.kmsb, KLSB: d.klsb, VMSB: d.vmsb, VLSB: d.vlsb}
 
         def row_address(kind_or_bits, b, h, pos):
             """``b + (h * capacity + pos) * stride`` (``sim.golden.core.row_addr``)."""
@@ -332,7 +331,7 @@ class SpAttenCore(wiring.Component):
         q_run = Signal()
         q_s = Signal(t.count_bits)
         q_ahead = Signal(range(QUERY_FIFO_DEPTH + 1))
-        q_hold, q_pos = Signal(), Signal(IB)
+        q_hold = Signal()
         q_adv = ~q_hold | q_req.grant
         q_more = q_run & (q_s < nq) & (q_ahead < QUERY_FIFO_DEPTH)
         pos_q = Mux(d.mode, d.newest[:IB], qa.pos)
