@@ -64,7 +64,11 @@ def _core_section(out: Path, quick: bool):
           + "\n\n### Keep-ratio sweep (`ci`, Icarus)\n\n"
           + (bench / "core_sweep.md").read_text()
           + "\n![sweep](bench/core_sweep.png)\n\n### GPT-2 trace replay (`eighth`, Verilator)"
-          "\n\n" + md_trace)
+          "\n\nAt `eighth` the token selection has 2 lanes, so its passes over ~1000 "
+          "positions (the scores, four radix-8 levels of the 32-bit token top-k engine, the "
+          "mask write, the importance merge) cost several thousand cycles per decode step and "
+          "dominate every row here; the README has the `paper` replay (16 lanes).\n\n"
+          + md_trace)
     return {"layers": layers, "sweep": sweep}, {"ok": r.ok, "md": md}
 
 
