@@ -458,7 +458,7 @@ class SpAttenCore(wiring.Component):
         vm_ld, vl_ld = Signal(CAP), Signal(CAP)
         need_m, need_l = Signal(R), Signal(R)
         pend = Signal(R)
-        jsel = Signal(range(R))
+        jsel = Signal(range(max(R, 2)))     # (a 0-bit signal lints as [-1:0] at R = 1)
         srv = [Signal(R, name=f"srv{b}") for b in range(R)]   # lanes bank b read last
         b_addr = [Signal(max(1, ceil_log2(-(-CAP // R))), name=f"vaddr{b}") for b in range(R)]
         b_en = [Signal(name=f"ven{b}") for b in range(R)]
