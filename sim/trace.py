@@ -336,13 +336,18 @@ def sample(trace: Trace | Sequence[TraceRow], count: int) -> list[TraceRow]:
     ``ceil(n / count)`` apart. With ``count >= n`` every row is returned. A bench that replays
     the sample scales its totals by ``n / len(sample)``. Raises ``ValueError`` unless
     ``count`` is a positive integer."""
-    rows = _rows(trace)
-    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-        raise ValueError(f"count must be a positive integer, not {count!r}")
-    n = len(rows)
+    rows, n = _pick_args(trace, count)
     if count >= n:
         return list(rows)
     return [rows[(2 * i * n + count) // (2 * count)] for i in range(count)]
+
+
+def _pick_args(trace, count):
+    """The rows and their number, after checking ``count`` (:func:`sample`, :func:`spread`)."""
+    rows = _rows(trace)
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise ValueError(f"count must be a positive integer, not {count!r}")
+    return rows, len(rows)
 
 
 def spread(trace: Trace | Sequence[TraceRow], count: int) -> list[TraceRow]:
@@ -352,10 +357,7 @@ def spread(trace: Trace | Sequence[TraceRow], count: int) -> list[TraceRow]:
     :func:`sample`, whose fixed stride can alias with the trace's period (decode iteration ×
     layer × head, so that every pick is layer 0, head 0), it reaches every layer and head
     about equally. With ``count >= n`` every row is returned."""
-    rows = _rows(trace)
-    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-        raise ValueError(f"count must be a positive integer, not {count!r}")
-    n = len(rows)
+    rows, n = _pick_args(trace, count)
     if count >= n:
         return list(rows)
     phi = (math.sqrt(5) - 1) / 2
