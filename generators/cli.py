@@ -68,7 +68,8 @@ def cmd_sim(args) -> int:
                  else ""))
     t0 = time.time()
     if args.block == "core":
-        return _sim_core(cfg, args, stalls, t0)
+        # the core's streams are internal: its stalls are AXI pauses (0 and 0.5)
+        return _sim_core(cfg, args, "0:0" if args.no_stall else "0:0,0:0.5", t0)
     per = max(1, args.packets // len(stalls.split(",")))
     r = run_cocotb(cfg, args.block, simulator=args.simulator, packets=per, seed=args.seed,
                    stalls=stalls, waves=args.waves or None)
@@ -106,7 +107,7 @@ def _sim_core(cfg, args, stalls, t0) -> int:
     from sim.runner import run_cocotb
 
     r = run_cocotb(cfg, "core", simulator=args.simulator, packets=args.packets,
-                   seed=args.seed, stalls=stalls.replace("0.3:", "0:"), waves=args.waves or None)
+                   seed=args.seed, stalls=stalls, waves=args.waves or None)
     runs = r.result.get("runs", [])
     cols = ["layer", "step", "mode", "tokens", "heads", "queries", "refetched", "rd", "wr",
             "cycles"]

@@ -22,7 +22,7 @@ from generators.numerics import QFormat
 
 from .golden.attention import PassParams, PassResult, head_pass, join_planes, scale_for
 
-__all__ = ["Pass", "random_pass", "query_beat", "query_beat_of", "key_beats", "key_beats_of",
+__all__ = ["Pass", "pass_scale", "random_pass", "query_beat", "query_beat_of", "key_beats", "key_beats_of",
            "lane_beats", "score_beats", "decision_beat",
            "prob_beats", "chunk_beats", "vreq_beats", "value_beat", "out_beat", "KINDS",
            "meta_of"]
@@ -61,6 +61,15 @@ def _planes(cfg, rng, shape):
     return vals >> a.lsb_bits, vals & ((1 << a.lsb_bits) - 1)
 
 
+def pass_scale(cfg: SpAttenConfig, rng: np.random.Generator, octaves: float = 3.0):
+    """``(scale, shift)`` spreading the scores of uniform random operands over about
+    ``octaves`` octaves (times a random factor in 0.5..2): the standard deviation of q·k for
+    uniform operands sets the unit."""
+    a = cfg.attn
+    acc_sd = np.sqrt(a.head_dim) * (2.0 ** (a.q_bits - 1)) * (2.0 ** (a.value_bits - 1)) / 3
+    return scale_for(octaves * 2 ** a.score.frac / acc_sd * float(rng.uniform(0.5, 2.0)), a)
+
+
 def random_pass(cfg: SpAttenConfig, rng: np.random.Generator, n: int, *, kind: str = "random",
                 keep: int | None = None, msb_only: int | None = None,
                 threshold: int | None = None) -> Pass:
@@ -77,11 +86,8 @@ def random_pass(cfg: SpAttenConfig, rng: np.random.Generator, n: int, *, kind: s
         # The key most aligned with q: the largest score by far.
         kmsb[j] = np.where(q >= 0, (1 << (a.msb_bits - 1)) - 1, -(1 << (a.msb_bits - 1)))
     # Scale so that the spread of scores is a few octaves (random), wide (peaked) or tiny
-    # (flat); the standard deviation of q·k for uniform operands sets the unit.
-    acc_sd = np.sqrt(a.head_dim) * (2.0 ** (a.q_bits - 1)) * (2.0 ** (a.value_bits - 1)) / 3
-    octaves = {"random": 3.0, "peaked": 2.0, "flat": 0.05}[kind]
-    factor = octaves * 2 ** a.score.frac / acc_sd * float(rng.uniform(0.5, 2.0))
-    scale, shift = scale_for(factor, a)
+    # (flat).
+    scale, shift = pass_scale(cfg, rng, {"random": 3.0, "peaked": 2.0, "flat": 0.05}[kind])
     if keep is None:
         keep = int(rng.integers(0, n + 2)) if n else int(rng.integers(0, 3))
     if msb_only is None:  # mostly MSB-only, as SpAtten's memory-bound generation runs

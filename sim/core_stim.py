@@ -18,11 +18,10 @@ from generators.config import SpAttenConfig
 from generators.numerics import QFormat
 from hdl.core.regs import BASE_OFFSET, BASES, FIELDS, OFFSETS, pack_register
 
-from .golden.attention import scale_for, split_planes
+from .golden.attention import split_planes
 from .golden.core import LayerParams, Policy, keeplist_bytes, pack_row, row_addr, row_stride
 
-__all__ = ["MemoryMap", "random_layer", "layer_image", "descriptor", "register_writes",
-           "pass_scale"]
+__all__ = ["MemoryMap", "random_layer", "layer_image", "descriptor", "register_writes"]
 
 PLANES = ("q", "kmsb", "klsb", "vmsb", "vlsb", "out")
 
@@ -57,13 +56,6 @@ class MemoryMap:
         b["keeplist"] = self.layers * len(PLANES) * span + \
             (step * self.layers + layer) * self.keep_span
         return b
-
-
-def pass_scale(cfg: SpAttenConfig, rng: np.random.Generator, octaves: float = 3.0):
-    """``(scale, shift)`` spreading random scores over about ``octaves`` octaves."""
-    a = cfg.attn
-    acc_sd = np.sqrt(a.head_dim) * (2.0 ** (a.q_bits - 1)) * (2.0 ** (a.value_bits - 1)) / 3
-    return scale_for(octaves * 2 ** a.score.frac / acc_sd * float(rng.uniform(0.5, 2.0)), a)
 
 
 def random_layer(cfg: SpAttenConfig, rng: np.random.Generator, heads: int, n: int):

@@ -31,8 +31,8 @@ from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
 from generators.config import SpAttenConfig
 from hdl.core.regs import OFFSETS
-from sim.core_stim import MemoryMap, descriptor, layer_image, pass_scale, random_layer, \
-    register_writes
+from sim.attn_stim import pass_scale
+from sim.core_stim import MemoryMap, descriptor, layer_image, random_layer, register_writes
 from sim.golden.core import (CoreState, DescriptorError, LayerParams, Policy, Status,
                              keeplist_bytes, keeplist_image, layer_step, pack_row, row_addr,
                              row_bytes, row_stride, unpack_row)
