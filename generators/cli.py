@@ -137,16 +137,48 @@ SYNTH_COLUMNS = {
 
 
 def run_synth_block(cfg, block: str, target: str, out: Path, liberty=None,
-                    memory: str = "macro") -> dict:
+                    memory: str = "macro", blackbox: tuple[str, ...] = ()) -> dict:
+    """Synthesize one block; ``blackbox`` names its submodules (Amaranth names below the top,
+    e.g. ``("qk", "pv")``) that stay black boxes (:func:`hier_breakdown`)."""
     from synth import run_synth
 
     em = emit(cfg, block, out / "rtl")
+    boxes = tuple(f"{em.top}.{b}" for b in blackbox)
+    key = synth_key(em.sha256, target, liberty, memory, boxes)
+    dest = out / target / "result.json"
+    if dest.is_file():
+        old = json.loads(dest.read_text())
+        if old.get("key") == key:
+            _progress(f"reusing {dest} (same Verilog, target, options and flow)")
+            return {"block": block, "config": cfg.name, "target": target, **old["metrics"],
+                    "yosys": old["yosys"]}
     r = run_synth(em.verilog, em.top, target, out / target, liberty=liberty, memory=memory,
-                  progress=_progress)
+                  progress=_progress, blackbox=boxes)
     row = {"block": block, "config": cfg.name, "target": target, **r.metrics,
            "yosys": r.yosys}
-    (out / target / "result.json").write_text(json.dumps(r.to_dict(), indent=2, default=str))
+    dest.write_text(json.dumps({**r.to_dict(), "key": key}, indent=2, default=str))
     return row
+
+
+def synth_key(verilog_sha256: str, target: str, liberty, memory: str,
+              blackbox: tuple[str, ...]) -> dict:
+    """What a synthesis result depends on: a result.json with the same key is reused. The
+    flow's own sources (scripts, flow, report parsing) and the tool versions are part of it."""
+    import hashlib
+
+    import synth
+    from synth import tool_versions
+
+    src = Path(synth.__file__).parent
+    flow = hashlib.sha256()
+    for f in sorted([*src.glob("*.py"), *(src / "scripts").iterdir()]):
+        flow.update(f.name.encode() + f.read_bytes())
+    lib = None if liberty is None else Path(liberty).resolve()
+    return {"verilog_sha256": verilog_sha256, "target": target, "memory": memory,
+            "liberty": None if lib is None else [str(lib), hashlib.sha256(
+                lib.read_bytes()).hexdigest() if lib.is_file() else None],
+            "blackbox": list(blackbox), "flow_sha256": flow.hexdigest(),
+            "tools": tool_versions()}
 
 
 # The head pipeline's parts, synthesized one by one for the area breakdown.
@@ -191,6 +223,83 @@ def area_breakdown(rows: list[dict], target: str, engines: int = 1, *, whole: st
     return out
 
 
+def hier_parts(cfg, block: str) -> list[tuple[str, tuple[str, ...]]]:
+    """The parts of ``block`` that hierarchical synthesis measures on their own: (the block
+    that synthesizes the part, the submodule names of its instances in ``block``)."""
+    if block == "head":
+        return [("qk", ("qk",)), ("softmax", ("softmax",)),
+                ("topk", tuple(f"topk{i}" for i in range(cfg.attn.topk_engines))),
+                ("pv", ("pv",))]
+    if block == "core":
+        return [("head", ("head",)), ("select", ("select",)), ("heads", ("heads",)),
+                ("importance", ("slots",)), ("dma", ("dma",)), ("regs", ("regs",))]
+    raise CliError(f"hierarchical synthesis applies to the head and core blocks, not {block}")
+
+
+# What the glue row of a hierarchical breakdown holds.
+GLUE = {"head": "FIFOs, forks, adapters", "core": "controller, K/V buffers, FIFOs"}
+
+
+def sum_rows(rows: list[dict], block: str, target: str, config: str) -> dict:
+    """The whole of a hierarchical breakdown: the additive columns summed, Fmax the slowest
+    part's (paths between parts are not timed)."""
+    total = {"block": block, "config": config, "target": target}
+    for c in ("cells", *ADDITIVE):
+        vals = [r.get(c) for r in rows]
+        if all(isinstance(v, (int, float)) for v in vals):
+            total[c] = round(sum(vals), 1) if any(isinstance(v, float) for v in vals) \
+                else sum(vals)
+    fmax = [r["fmax_mhz"] for r in rows if r.get("fmax_mhz") is not None]
+    timed = len(fmax) == len(rows)
+    total["fmax_mhz"] = min(fmax) if timed else None
+    total["critical_path_ns"] = (max(r["critical_path_ns"] for r in rows) if timed else None)
+    total["note"] = ("sum of the parts above, each synthesized on its own; Fmax: the slowest "
+                     "part (paths between parts not timed)" if timed else
+                     "sum of the parts above, each synthesized on its own; no Fmax: "
+                     + ", ".join(r["block"] for r in rows if r.get("fmax_mhz") is None)
+                     + " not timed")
+    devices = {r.get("device") for r in rows} - {None}
+    if len(devices) == 1:
+        total["device"] = devices.pop()
+    return total
+
+
+def hier_breakdown(cfg, block: str, target: str, out: Path, liberty=None,
+                   memory: str = "macro", *, expand=("head",)) -> list[dict]:
+    """Hierarchical synthesis of ``block``: each part of :func:`hier_parts` on its own (the
+    parts named in ``expand`` hierarchically, in turn), then ``block`` with its parts as black
+    boxes (the glue row), then the whole as their sum (:func:`sum_rows`). A top-k engine
+    synthesized once counts once per instance (``topk × n``)."""
+    rows, leaves = [], []
+    for part, subs in hier_parts(cfg, block):
+        if part in expand:
+            sub_rows = hier_breakdown(cfg, part, target, out, liberty, memory, expand=())
+            rows += sub_rows
+            leaves += sub_rows[:-1]
+            continue
+        _progress(f"synthesizing {part} [{cfg.tag}] for {target}")
+        row = run_synth_block(cfg, part, target, out / part / cfg.tag, liberty, memory)
+        if len(subs) > 1:
+            row = {**row, **{c: row[c] * len(subs) for c in ADDITIVE
+                             if isinstance(row.get(c), (int, float))},
+                   "block": f"{part} × {len(subs)}"}
+        rows.append(row)
+        leaves.append(row)
+    _progress(f"synthesizing {block} [{cfg.tag}] for {target}, its parts black-boxed")
+    glue = run_synth_block(cfg, block, target, out / block / cfg.tag / "glue", liberty, memory,
+                           blackbox=tuple(b for _, subs in hier_parts(cfg, block) for b in subs))
+    glue["block"] = f"{block} glue ({GLUE[block]})"
+    rows.append(glue)
+    leaves.append(glue)
+    total = sum_rows(leaves, block, target, cfg.name)
+    metric = SIZE_METRIC[target]
+    whole = total.get(metric)
+    for r in rows + [total]:
+        v = r.get(metric)
+        r["share"] = f"{100 * v / whole:.1f} %" if whole and v is not None else "-"
+    return rows + [total]
+
+
 def cmd_synth(args) -> int:
     cfg = _config(args.config)
     liberty = Path(args.liberty) if args.liberty else None
@@ -198,6 +307,20 @@ def cmd_synth(args) -> int:
         raise CliError(f"--liberty applies to --target asic, not {args.target}")
     if args.breakdown and args.block not in ("head", "core"):
         raise CliError(f"--breakdown applies to the head and core blocks, not {args.block}")
+    hier = args.breakdown and (args.hierarchical or args.block == "core")
+    if args.hierarchical and not args.breakdown:
+        raise CliError("--hierarchical goes with --breakdown")
+    cols = ["block", "config", "target"] + SYNTH_COLUMNS[args.target]
+    if hier:
+        rows = hier_breakdown(cfg, args.block, args.target, Path(args.out), liberty,
+                              args.memory)
+        cols.insert(3 + cols[3:].index(SIZE_METRIC[args.target]) + 1, "share")
+        dest = Path(args.out) / args.block / cfg.tag / f"breakdown_{args.target}.json"
+        dest.write_text(json.dumps(rows, indent=2, default=str))
+        print(_table(rows, cols))
+        print(f"{args.block}: {rows[-1]['note']}")
+        print(f"JSON: {dest}")
+        return 0
     parts = {"head": HEAD_PARTS, "core": CORE_PARTS}.get(args.block, ())
     blocks = [*parts, args.block] if args.breakdown else [args.block]
     rows = []
@@ -206,7 +329,6 @@ def cmd_synth(args) -> int:
         _progress(f"synthesizing {block} [{cfg.tag}] for {args.target}")
         rows.append(run_synth_block(cfg, block, args.target, out, liberty, args.memory))
         print(f"JSON: {out / args.target / 'result.json'}")
-    cols = ["block", "config", "target"] + SYNTH_COLUMNS[args.target]
     if args.breakdown:
         rows = area_breakdown(rows, args.target,
                               cfg.attn.topk_engines if args.block == "head" else 1,
@@ -589,7 +711,13 @@ def _parser() -> argparse.ArgumentParser:
     y.add_argument("--breakdown", action="store_true",
                    help="head or core: also synthesize its parts (head: qk, softmax, topk, "
                         "pv; core: head, select, heads, importance, dma, regs) and give each "
-                        "one's share, and the rest as glue")
+                        "one's share. head: the whole is synthesized flat and the glue is "
+                        "the difference; core: always hierarchical (see --hierarchical), "
+                        "with the head split into its parts too")
+    y.add_argument("--hierarchical", action="store_true",
+                   help="with --breakdown: synthesize the whole with its parts as black "
+                        "boxes (the glue row) and report the whole as the sum of the rows; "
+                        "Fmax is the slowest part's (paths between parts are not timed)")
     y.add_argument("--out", default="build/synth", help="output folder")
     y.set_defaults(func=cmd_synth)
 

@@ -21,10 +21,11 @@ def _step(msg: str):
     print(f"==> {msg}", flush=True)
 
 
-def _core_section(out: Path, quick: bool):
+def _core_section(out: Path, quick: bool, area: dict):
     """The core end to end at ``ci`` (Icarus): a multi-layer summarization and decode steps
     with pruning, checked against the golden model, their keep lists, DRAM traffic and
-    cycles; the keep-ratio sweep (``ci``, Icarus); the trace replay (``eighth``, Verilator)."""
+    cycles; the keep-ratio sweep (``ci``, Icarus); the trace replay (``eighth``, Verilator).
+    ``area``: the ``eighth`` core's total row of section 3."""
     from sim.runner import run_cocotb
 
     from .cli import bench_core_sweep, bench_core_trace, _table
@@ -56,11 +57,15 @@ def _core_section(out: Path, quick: bool):
           "A 4-layer, 4-head summarization of 24 tokens (cascade token and head pruning, "
           "local value pruning, MSB-only layers with refetches), decode steps on the same "
           "state (a sink, a recent window of 2, age normalisation), then bad descriptors. "
-          "Every output row, keep list, status code and DRAM byte counter equals the golden "
-          f"model's: {'yes' if r.ok else 'NO'}, with AXI pauses 0 and 0.5 on every channel. "
+          "Every output row, keep list, status code, DRAM byte counter and counter record "
+          f"equals the golden model's: {'yes' if r.ok else 'NO'}, with AXI pauses 0 and 0.5 "
+          "on every channel. "
           "Mode 0 is summarization, 1 a decode step; rd/wr are DRAM bytes, cycles the "
           "layer's CYC register.\n\n" + _table(layers, cols)
           + "\n\nKeep lists (positions kept, heads kept):\n\n" + keep
+          + "\n\nArea (section 3): the `eighth` core is "
+          f"{area.get('area_um2', 0) / 1e6:.2f} mm² of standard cells on OSU 0.18 µm (SRAM "
+          f"macros excluded), {area.get('fmax_mhz')} MHz for its slowest block."
           + "\n\n### Keep-ratio sweep (`ci`, Icarus)\n\n"
           + (bench / "core_sweep.md").read_text()
           + "\n![sweep](bench/core_sweep.png)\n\n### GPT-2 trace replay (`eighth`, Verilator)"
@@ -78,8 +83,8 @@ def run_demo(out: Path, *, quick: bool = False) -> int:
 
     from sim import accuracy
 
-    from .cli import (HEAD_PARTS, SYNTH_COLUMNS, _table,
-                      area_breakdown, bench_head, bench_topk, run_synth_block)
+    from .cli import (SYNTH_COLUMNS, _table, bench_head, bench_topk, hier_breakdown,
+                      run_synth_block)
     from .emit import emit
 
     t_start = time.time()
@@ -156,7 +161,7 @@ def run_demo(out: Path, *, quick: bool = False) -> int:
                     "are served by a memory model.\n\n"
                     + _table(head_rows, list(head_rows[0])))
 
-    _step("3/6 synthesis: paper top-k (cmos, asic, ecp5); eighth head area breakdown (asic)")
+    _step("3/6 synthesis: paper top-k (cmos, asic, ecp5); eighth core area by block (asic)")
     syn = []
     for target in ("cmos", "asic", "ecp5"):
         t0 = time.time()
@@ -169,22 +174,24 @@ def run_demo(out: Path, *, quick: bool = False) -> int:
     for row in syn:
         syn_md.append(f"### {row['target']}\n\n"
                       + _table([row], SYNTH_COLUMNS[row["target"]] + ["wall s"]))
-    parts = []
-    for block in (*HEAD_PARTS, "head"):
-        t0 = time.time()
-        row = run_synth_block(PRESETS["eighth"], block, "asic",
-                              out / "synth" / block / PRESETS["eighth"].tag)
-        row["wall s"] = round(time.time() - t0, 1)
-        parts.append(row)
-        print(f"    eighth {block}: area_um2={row.get('area_um2')}, "
+    t0 = time.time()
+    parts = hier_breakdown(PRESETS["eighth"], "core", "asic", out / "synth")
+    for row in parts:
+        print(f"    eighth {row['block']}: area_um2={row.get('area_um2')}, "
               f"fmax_mhz={row.get('fmax_mhz')}")
-    parts = area_breakdown(parts, "asic", PRESETS["eighth"].attn.topk_engines)
+    print(f"    eighth core, hierarchical: {time.time() - t0:.0f} s")
     syn += parts
     sections.append("## 3. Synthesis\n\n### `paper` top-k\n\n" + "\n\n".join(syn_md)
-                    + "\n\n### `eighth` head pipeline, area by block (asic, OSU 0.18 µm; "
-                    "memories are SRAM macros, excluded)\n\n"
+                    + "\n\n### The `eighth` core, area by block (asic, OSU 0.18 µm; memories "
+                    "are SRAM macros, excluded)\n\n"
+                    "Hierarchical synthesis (`spatten synth core --config eighth --target asic "
+                    "--breakdown`): every block on its own, the head and the core with their "
+                    "blocks as black boxes (the glue rows: the head's FIFOs and adapters; the "
+                    "core's controller, K/V buffers and FIFOs), the head and the core as sums. "
+                    "Fmax of a sum is its slowest block's; paths between blocks are not "
+                    "timed.\n\n"
                     + _table(parts, ["block", "area_um2", "share", "nand2_eq", "ff",
-                                     "fmax_mhz", "memory_bits", "wall s"])
+                                     "fmax_mhz", "memory_bits", "memory_macros"])
                     + f"\n\nYosys: {syn[0]['yosys']}.")
 
     _step("4/6 benches (RTL simulation, paper, Verilator): top-k latency, head throughput")
@@ -201,7 +208,7 @@ def run_demo(out: Path, *, quick: bool = False) -> int:
 
     _step("5/6 the SpAtten core: layers with pruning against the golden model, keep-ratio "
           "sweep, trace replay")
-    core_rows, core = _core_section(out, quick)
+    core_rows, core = _core_section(out, quick, parts[-1])
     ok &= core["ok"]
     sections.append(core["md"])
 

@@ -19,7 +19,8 @@ from generators.numerics import QFormat
 from hdl.core.regs import BASE_OFFSET, BASES, FIELDS, OFFSETS, pack_register
 
 from .golden.attention import split_planes
-from .golden.core import LayerParams, Policy, keeplist_bytes, pack_row, row_addr, row_stride
+from .golden.core import (LayerParams, Policy, counters_bytes, keeplist_bytes, pack_row,
+                          row_addr, row_stride)
 
 __all__ = ["MemoryMap", "random_layer", "layer_image", "descriptor", "register_writes"]
 
@@ -28,7 +29,8 @@ PLANES = ("q", "kmsb", "klsb", "vmsb", "vlsb", "out")
 
 @dataclass(frozen=True)
 class MemoryMap:
-    """Base addresses of every layer's planes and every (step, layer)'s keep list."""
+    """Base addresses of every layer's planes and every (step, layer)'s keep list and counter
+    record."""
 
     cfg: SpAttenConfig
     layers: int
@@ -46,15 +48,21 @@ class MemoryMap:
         return -(-keeplist_bytes(self.cfg, self.cfg.topk.capacity) // 64) * 64
 
     @property
+    def count_span(self) -> int:
+        return -(-counters_bytes(self.cfg) // 64) * 64
+
+    @property
     def size(self) -> int:
         return self.layers * len(PLANES) * self.plane_span + \
-            self.steps * self.layers * self.keep_span
+            self.steps * self.layers * (self.keep_span + self.count_span)
 
     def bases(self, layer: int, step: int = 0) -> dict:
         span = self.plane_span
         b = {p: (layer * len(PLANES) + i) * span for i, p in enumerate(PLANES)}
-        b["keeplist"] = self.layers * len(PLANES) * span + \
-            (step * self.layers + layer) * self.keep_span
+        at = self.layers * len(PLANES) * span
+        b["keeplist"] = at + (step * self.layers + layer) * self.keep_span
+        b["counters"] = at + self.steps * self.layers * self.keep_span + \
+            (step * self.layers + layer) * self.count_span
         return b
 
 

@@ -75,7 +75,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
@@ -337,11 +337,40 @@ def _memory_commands(macro: bool, target: str, names: dict[str, str]) -> dict[st
     }
 
 
+def _check_blackbox(blackbox: tuple[str, ...], top: str, text: str) -> None:
+    """Each black box must be a module of the Verilog other than ``top``, named plainly
+    enough for a Yosys selection (Amaranth's hierarchical names: ``top.sub.subsub``)."""
+    declared = set(re.findall(r"^module\s+\\?([^\s(]+)", text, re.M))
+    for name in blackbox:
+        if not isinstance(name, str) or not _SAFE_NAME.match(name) or name == top:
+            raise ValueError(f"blackbox entries must be module names below {top!r}, "
+                             f"not {name!r}")
+        if name not in declared:
+            raise ValueError(f"blackbox module {name!r} is not in the Verilog (modules: "
+                             f"{', '.join(sorted(declared))})")
+    if len(set(blackbox)) != len(blackbox):
+        raise ValueError(f"blackbox names a module twice: {', '.join(blackbox)}")
+
+
+def _blackbox_commands(blackbox: tuple[str, ...]) -> dict[str, str]:
+    """The ``${blackbox}`` (keep these modules as black boxes) and ``${cut}`` (delete their
+    instances before the netlist is written) lines of the script."""
+    if not blackbox:
+        return {"blackbox": "# no black boxes: the whole design is synthesized",
+                "cut": "# no black boxes to cut"}
+    names = " ".join(blackbox)
+    return {"blackbox": "# Hierarchical synthesis: these modules are measured on their own.\n"
+                        f"blackbox {names}",
+            "cut": "# Their instances leave the netlist (their nets keep no arrival time).\n"
+                   + "delete " + " ".join(f"t:{n}" for n in blackbox)}
+
+
 def run_synth(verilog: Path, top: str, target: str, workdir: Path, *,
               liberty: Path | None = None,
               progress: Callable[[str], None] | None = None,
               clock: str = "clk",
-              memory: str = "macro") -> SynthResult:
+              memory: str = "macro",
+              blackbox: Sequence[str] = ()) -> SynthResult:
     """Synthesize ``top`` from ``verilog`` for ``target`` (one of :data:`TARGETS`) in ``workdir``.
 
     ``liberty`` selects the library of the ``asic`` target (default: :data:`DEFAULT_LIBERTY`)
@@ -350,6 +379,12 @@ def run_synth(verilog: Path, top: str, target: str, workdir: Path, *,
     :data:`MEMORY_MODES`) says how the cmos and asic targets build memories: "macro" black-box
     SRAM macros outside the area counts, or "flops"; the FPGA targets ignore it. ``progress``
     receives short status lines.
+
+    ``blackbox`` names modules of ``verilog`` (instantiated below ``top``) that stay black
+    boxes: hierarchical synthesis, where each is synthesized on its own and this run measures
+    the rest. Their instances are left out of every count and deleted from the netlist before
+    timing, so nets they drive have no arrival time and paths through them are not timed
+    (``metrics["blackboxes"]`` lists them and ``note`` says so).
     """
     if target not in TARGETS:
         raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
@@ -362,6 +397,8 @@ def run_synth(verilog: Path, top: str, target: str, workdir: Path, *,
     verilog, workdir = Path(verilog), Path(workdir)
     if not verilog.is_file():
         raise SynthError(f"verilog must be an existing file, not {str(verilog)!r}")
+    blackbox = tuple(blackbox)
+    _check_blackbox(blackbox, top, verilog.read_text(errors="replace"))
     say = progress or (lambda _line: None)
     start = time.monotonic()
     macro = memory == "macro" and target in ("cmos", "asic")
@@ -411,7 +448,7 @@ def run_synth(verilog: Path, top: str, target: str, workdir: Path, *,
         shutil.copyfile(SCRIPTS / "sram_macro_map.v", files["sram_map"])
 
     values = {"src": src.name, "top": top, "rtl_report": names["rtl_report"],
-              "report": names["report"]}
+              "report": names["report"], **_blackbox_commands(blackbox)}
     if target in ("cmos", "asic"):
         values |= _memory_commands(macro, target, names)
     if target == "asic":
@@ -480,6 +517,10 @@ def run_synth(verilog: Path, top: str, target: str, workdir: Path, *,
             metrics |= _pnr(target, nextpnr, workdir, files, clock)
     if target == "cmos" and memories is not None and memories.macros:
         metrics["note"] += "; SRAM macros excluded"
+    if blackbox:
+        metrics["blackboxes"] = ", ".join(blackbox)
+        metrics["note"] = (f"{metrics['note']}; black boxes ({', '.join(blackbox)}) excluded, "
+                           "paths through them not timed")
     metrics["runtime_s"] = round(time.monotonic() - start, 3)
     return SynthResult(target=target, top=top, yosys=mapped.yosys, tools=tools,
                        metrics=metrics, cells=dict(mapped.cells), workdir=workdir,

@@ -35,7 +35,10 @@ layer per START:
    per prob·V row, serve a request beat in one cycle per bank conflict). Each output row is
    written to DRAM and its ``sum |out|`` goes to the head's importance.
 4. *Merge*: the layer's slot sums are added to the importance of its kept tokens.
-5. *Done*: the status code, and in RD, WR and CYC the layer's DRAM bytes and cycles.
+5. *Counters*: the layer's DRAM bytes read and written and its cycles are frozen and written
+   to DRAM at COUNTERS (:func:`sim.golden.core.counters_image`, one bus beat per burst).
+6. *Done*: the status code, and in RD, WR and CYC the frozen counters (a failed layer
+   writes no record; its registers show what it counted before it stopped).
 
 Raises
 ------
@@ -57,7 +60,7 @@ from amaranth.lib.wiring import In, Out
 from generators.config import ConfigError, SpAttenConfig
 from generators.numerics import ceil_log2
 from generators.status import Status
-from sim.golden.core import row_bytes, row_stride
+from sim.golden.core import COUNTER_WORDS, counters_bytes, row_bytes, row_stride
 
 from ..attn.head import Head
 from .axi import MAX_OUTSTANDING, Dma, axi4_signature
@@ -296,9 +299,13 @@ class SpAttenCore(wiring.Component):
         layer_prev = (d.layer - 1)[:lb]
         prev_ok = (d.layer != 0) & valid_l.bit_select(layer_prev, 1)
         own_ok = valid_l.bit_select(d.layer, 1)
-        m.d.comb += [regs.bytes_read.eq(dma.bytes_read - rd0),
-                     regs.bytes_written.eq(dma.bytes_written - wr0),
-                     regs.cycles.eq(cyc)]
+        # the counters of the record, frozen when it is written (the registers show them)
+        frozen = Signal()
+        f_rd, f_wr, f_cyc = Signal(48), Signal(48), Signal(48)
+        counting = [dma.bytes_read - rd0, dma.bytes_written - wr0, cyc]
+        m.d.comb += [regs.bytes_read.eq(Mux(frozen, f_rd, counting[0])),
+                     regs.bytes_written.eq(Mux(frozen, f_wr, counting[1])),
+                     regs.cycles.eq(Mux(frozen, f_cyc, counting[2]))]
 
         # ---- the job: K loads, query reads, passes ----------------------------------------
         job_start, job_done = Signal(), Signal()
@@ -643,6 +650,15 @@ class SpAttenCore(wiring.Component):
         hdr_go, hdr_cmd, hdr_busy = Signal(), Signal(), Signal()
         hcount = Signal(8)
         hdr_data = Cat(d.token_keep[:16], hcount, Const(0, 8), hmask)
+        # the counter record (sim.golden.core.counters_image): one beat per burst
+        rec_beats = counters_bytes(cfg) // c.bus_bytes
+        info = Cat(d.layer[:8], d.mode, Const(0, 7), d.token_keep[:16], hcount,
+                   Const(0, 23), Const(1, 1))
+        rec = Cat(*[Cat(x, Const(0, 16)) for x in (f_rd, f_wr, f_cyc)], info)
+        assert len(rec) == 64 * COUNTER_WORDS
+        rec = Cat(rec, Const(0, rec_beats * BUS - len(rec)))
+        cnt_go, cnt_cmd, cnt_busy = Signal(), Signal(), Signal()
+        cb = Signal(range(max(rec_beats, 2)))
         with m.If(kl_state == 0):
             m.d.comb += kp.ready.eq(1)
             with m.If(keep_take):
@@ -672,6 +688,19 @@ class SpAttenCore(wiring.Component):
                              wd.payload.last.eq(1)]
                 with m.If(wd.ready):
                     m.d.sync += hdr_busy.eq(0)
+        with m.Elif(cnt_busy):
+            with m.If(cnt_cmd):
+                m.d.comb += [wc.valid.eq(1), wc.payload.beats.eq(1),
+                             wc.payload.addr.eq(d.counters + (cb << ceil_log2(c.bus_bytes)))]
+                with m.If(wc.ready):
+                    m.d.sync += cnt_cmd.eq(0)
+            with m.Else():
+                m.d.comb += [wd.valid.eq(1), wd.payload.last.eq(1),
+                             wd.payload.data.eq(rec.word_select(cb, BUS))]
+                with m.If(wd.ready):
+                    m.d.sync += [cb.eq(cb + 1), cnt_cmd.eq(1)]
+                    with m.If(cb == rec_beats - 1):
+                        m.d.sync += [cnt_busy.eq(0), cb.eq(0)]
         with m.Elif(o_busy):
             with m.If(o_cmd):
                 m.d.comb += [wc.valid.eq(1), wc.payload.beats.eq(out_beats),
@@ -687,6 +716,9 @@ class SpAttenCore(wiring.Component):
                         m.d.sync += [o_busy.eq(0), outs.eq(outs + 1)]
         with m.If(hdr_go):
             m.d.sync += [hdr_busy.eq(1), hdr_cmd.eq(1)]
+        with m.If(cnt_go):
+            m.d.sync += [cnt_busy.eq(1), cnt_cmd.eq(1), cb.eq(0), frozen.eq(1),
+                         f_rd.eq(counting[0]), f_wr.eq(counting[1]), f_cyc.eq(counting[2])]
 
         # ---- the layer ---------------------------------------------------------------------
         W = t.rows
@@ -719,7 +751,7 @@ class SpAttenCore(wiring.Component):
             with m.State("IDLE"):
                 m.d.comb += regs.desc.ready.eq(1)
                 with m.If(regs.desc.valid):
-                    m.d.sync += [d.eq(regs.desc.payload), cyc.eq(0), outs.eq(0),
+                    m.d.sync += [d.eq(regs.desc.payload), cyc.eq(0), outs.eq(0), frozen.eq(0),
                                  rd0.eq(dma.bytes_read), wr0.eq(dma.bytes_written),
                                  k_word.eq(0), kl_beat.eq(0), cw.eq(0), self.busy.eq(1)]
                     with m.If(regs.desc.payload.clear):
@@ -778,7 +810,14 @@ class SpAttenCore(wiring.Component):
                 with m.If(acc.drain.ready):
                     m.next = "MERGE"
             # a merge always succeeds: its code is OK
-            _command(m, "MERGE", sel, [tcmd.merge.eq(1), tcmd.src.eq(d.layer)], code, "DONE")
+            _command(m, "MERGE", sel, [tcmd.merge.eq(1), tcmd.src.eq(d.layer)], code,
+                     "COUNT")
+            with m.State("COUNT"):
+                m.d.comb += cnt_go.eq(1)
+                m.next = "COUNT_W"
+            with m.State("COUNT_W"):
+                with m.If(~cnt_busy & ~dma.busy):
+                    m.next = "DONE"
             with m.State("DONE"):
                 m.d.comb += [regs.done.valid.eq(1), regs.done.payload.eq(code)]
                 with m.If(regs.done.ready):

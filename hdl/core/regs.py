@@ -20,12 +20,13 @@ offset  name        fields
 0x20    THRESH      bits 0..15 threshold (raw probability)
 0x24    POLICY      bits 0..15 sinks, bits 16..31 recent
 0x40    Q_LO/HI     base addresses, 64 bits each (LO at the offset, HI 4 bytes above), in
-0x48    KMSB        this order: Q, K MSB, K LSB, V MSB, V LSB, OUT, KEEP
-0x50    KLSB
+0x48    KMSB        this order (``sim.golden.core.BASES``): Q, K MSB, K LSB, V MSB, V LSB,
+0x50    KLSB        OUT, KEEPLIST, COUNTERS
 0x58    VMSB
 0x60    VLSB
 0x68    OUT
 0x70    KEEPLIST
+0x78    COUNTERS
 0x80    RD_LO/HI    read only: DRAM bytes read (48 bits)
 0x88    WR_LO/HI    read only: DRAM bytes written (48 bits)
 0x90    CYC_LO/HI   read only: cycles of the last layer (48 bits)
@@ -49,6 +50,7 @@ from amaranth.lib.wiring import In, Out
 
 from generators.config import SpAttenConfig
 from generators.status import Status
+from sim.golden.core import BASES
 
 from .check import core_config
 
@@ -60,7 +62,6 @@ REG_ID = 0x00
 OFFSETS = {"ID": 0x00, "CTRL": 0x04, "STATUS": 0x08, "LAYER": 0x0C, "TOKENS": 0x10,
            "KEEP": 0x14, "VKEEP": 0x18, "QUANT": 0x1C, "THRESH": 0x20, "POLICY": 0x24,
            "RD": 0x80, "WR": 0x88, "CYC": 0x90}
-BASES = ("q", "kmsb", "klsb", "vmsb", "vlsb", "out", "keeplist")
 # The descriptor fields of each register: (field, lowest bit, width). The hardware and the
 # testbench (pack_register) both read this table.
 FIELDS = {
@@ -74,6 +75,7 @@ FIELDS = {
     "POLICY": (("sinks", 0, 16), ("recent", 16, 16)),
 }
 BASE_OFFSET = 0x40
+assert BASE_OFFSET + 8 * len(BASES) <= min(OFFSETS[r] for r in ("RD", "WR", "CYC"))
 ADDR_BITS = 8
 
 

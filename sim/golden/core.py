@@ -42,7 +42,8 @@ from .topk import topk_engine
 __all__ = ["Status", "DescriptorError", "LayerParams", "Policy", "Traffic", "JobResult",
            "LayerResult", "CoreState", "select", "age_normalise", "summarize", "decode_step",
            "row_bytes", "row_stride", "row_addr", "pack_row", "unpack_row", "keeplist_bytes",
-           "keeplist_image", "check_descriptor", "protected", "layer_step"]
+           "keeplist_image", "BASES", "COUNTER_WORDS", "COUNTERS_WRITTEN", "counters_bytes",
+           "counters_image", "check_descriptor", "protected", "layer_step"]
 
 
 class DescriptorError(ValueError):
@@ -159,6 +160,34 @@ def keeplist_bytes(cfg: SpAttenConfig, kept: int) -> int:
     """Bytes a layer keeping ``kept`` tokens writes at KEEPLIST."""
     bus = cfg.core.bus_bytes
     return bus + -(-2 * kept // bus) * bus
+
+
+# The base addresses of a layer descriptor, in register order (``hdl.core.regs``).
+BASES = ("q", "kmsb", "klsb", "vmsb", "vlsb", "out", "keeplist", "counters")
+COUNTER_WORDS = 4                       # 64-bit words of a counter record
+COUNTERS_WRITTEN = 1 << 63              # bit 63 of the info word: the record is written
+
+
+def counters_bytes(cfg: SpAttenConfig) -> int:
+    """Bytes of a counter record at COUNTERS: 4 words of 8 bytes, padded to whole beats."""
+    bus = cfg.core.bus_bytes
+    return -(-8 * COUNTER_WORDS // bus) * bus
+
+
+def counters_image(cfg: SpAttenConfig, *, bytes_read: int, bytes_written: int, cycles: int,
+                   layer: int, generation: bool, tokens: int, heads: int) -> bytes:
+    """The counter record a layer that ran writes at its COUNTERS base, after its outputs
+    and its merge: 64-bit little-endian words ``bytes_read``, ``bytes_written`` (output rows
+    and the keep list; the record itself is not counted), ``cycles`` (from START to the
+    record's write; the RD, WR and CYC registers show the same three values), and an info
+    word (bits 0..7 layer, bit 8 mode, bits 16..31 kept tokens, bits 32..39 kept heads, bit
+    63 set), padded to whole bus beats."""
+    info = layer | int(generation) << 8 | tokens << 16 | heads << 32 | COUNTERS_WRITTEN
+    words = (bytes_read, bytes_written, cycles, info)
+    if any(not 0 <= w < 1 << 64 for w in words):
+        raise ValueError(f"counter record words must fit 64 bits, not {words}")
+    text = b"".join(w.to_bytes(8, "little") for w in words)
+    return text + bytes(counters_bytes(cfg) - len(text))
 
 
 @dataclass
@@ -463,11 +492,9 @@ def check_descriptor(cfg: SpAttenConfig, d: dict) -> Status:
     ``PARAMS`` (``scale`` wider than ``attn.scale_bits``, ``threshold`` above the largest
     probability, ``age_norm`` outside generation), ``VALUE_KEEP`` (``value_keep >
     token_keep``); else ``OK``. ``d`` holds the fields of ``hdl.core.regs.desc_layout`` plus
-    the base addresses (``q``, ``kmsb``, ``klsb``, ``vmsb``, ``vlsb``, ``out``,
-    ``keeplist``)."""
+    the base addresses (:data:`BASES`)."""
     c, a, t = cfg.core, cfg.attn, cfg.topk
-    if any(d[b] % c.bus_bytes or d[b] >> c.addr_bits
-           for b in ("q", "kmsb", "klsb", "vmsb", "vlsb", "out", "keeplist")):
+    if any(d[b] % c.bus_bytes or d[b] >> c.addr_bits for b in BASES):
         return Status.ALIGN
     if not 1 <= d["n"] <= t.capacity or not 1 <= d["heads"] <= c.heads \
             or d["layer"] >= c.layers or (d["mode"] and d["newest"] >= d["n"]):

@@ -34,7 +34,8 @@ from hdl.core.regs import OFFSETS
 from sim.attn_stim import pass_scale
 from sim.core_stim import MemoryMap, descriptor, layer_image, random_layer, register_writes
 from sim.golden.core import (CoreState, DescriptorError, LayerParams, Policy, Status,
-                             keeplist_bytes, keeplist_image, layer_step, pack_row, row_addr,
+                             counters_bytes, counters_image, keeplist_bytes,
+                             keeplist_image, layer_step, pack_row, row_addr,
                              row_bytes, row_stride, unpack_row)
 from sim.harness import env
 
@@ -148,6 +149,8 @@ class Session:
         if bad == "align":
             d["q"] += c.bus_bytes // 2
         state = self.state
+        rec_len = counters_bytes(CFG)
+        rec_before = self.ram.read(bases["counters"], rec_len)
         try:
             if bad == "align":   # refused at START: not even CLEAR acts
                 raise DescriptorError(Status.ALIGN, "misaligned Q base")
@@ -169,6 +172,8 @@ class Session:
         assert got["code"] == want, f"layer {layer} step {step}: code {got['code']}, " \
                                     f"expected {want!r}"
         if res is None:
+            assert self.ram.read(bases["counters"], rec_len) == rec_before, \
+                f"layer {layer} step {step}: a refused layer wrote its counter record"
             return None
         ram, expect = self.ram, self.expect
         _expect_out(CFG, expect, bases, res)
@@ -194,6 +199,12 @@ class Session:
         assert (got["RD"], got["WR"]) == (want_rd, want_wr), \
             f"layer {layer} step {step}: RD/WR {got['RD']}/{got['WR']}, expected " \
             f"{want_rd}/{want_wr}"
+        rec = counters_image(CFG, bytes_read=want_rd, bytes_written=want_wr,
+                             cycles=got["CYC"], layer=layer, generation=generation,
+                             tokens=len(res.tokens), heads=len(res.heads))
+        got_rec = ram.read(bases["counters"], rec_len)
+        assert got_rec == rec, f"layer {layer} step {step}: counter record " \
+                               f"{got_rec.hex()} != {rec.hex()}"
         log = self.log
         log["refetched"] += res.refetched
         if lp.msb_only:

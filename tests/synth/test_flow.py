@@ -376,6 +376,53 @@ def test_argument_errors(adder_v, tmp_path):
         run_synth(adder_v, "t", "ice40", tmp_path, memory="bram")
 
 
+class TwoAdders(wiring.Component):
+    """Two registered adders in a row (``first`` and ``second``) and a registered output."""
+
+    def __init__(self):
+        pair = data.StructLayout({"a": unsigned(WIDTH), "b": unsigned(WIDTH)})
+        super().__init__({"i": In(stream.Signature(pair)),
+                          "o": Out(stream.Signature(unsigned(WIDTH + 2)))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.first = first = RegisteredAdder()
+        m.submodules.second = second = RegisteredAdder(WIDTH + 1)
+        wiring.connect(m, wiring.flipped(self.i), first.i)
+        m.d.comb += [second.i.valid.eq(first.o.valid), first.o.ready.eq(second.i.ready),
+                     second.i.payload.a.eq(first.o.payload), second.i.payload.b.eq(1)]
+        wiring.connect(m, second.o, wiring.flipped(self.o))
+        return m
+
+
+@pytest.fixture(scope="module")
+def two_adders_v(tmp_path_factory):
+    path = tmp_path_factory.mktemp("two") / "two.v"
+    path.write_text(verilog.convert(TwoAdders(), name="two", emit_src=False))
+    return path
+
+
+@pytest.mark.parametrize("target", ["asic", "ecp5"])
+def test_blackbox_measures_the_rest(two_adders_v, tmp_path, target):
+    whole = run_synth(two_adders_v, "two", target, tmp_path / "whole").metrics
+    rest = run_synth(two_adders_v, "two", target, tmp_path / "rest",
+                     blackbox=["two.second"]).metrics
+    # the first adder's 10 flip-flops stay, the second's 11 go with its black box
+    assert whole["ff"] == REG_BITS + REG_BITS + 1 and rest["ff"] == REG_BITS
+    assert rest["blackboxes"] == "two.second" and "black boxes (two.second)" in rest["note"]
+    assert "blackboxes" not in whole
+    assert rest["fmax_mhz"] is not None     # the netlist without the box still times
+
+
+def test_blackbox_argument_errors(two_adders_v, tmp_path):
+    with pytest.raises(ValueError, match="blackbox module 'two.third' is not in the Verilog"):
+        run_synth(two_adders_v, "two", "cmos", tmp_path, blackbox=["two.third"])
+    with pytest.raises(ValueError, match="module names below 'two', not 'two'"):
+        run_synth(two_adders_v, "two", "cmos", tmp_path, blackbox=["two"])
+    with pytest.raises(ValueError, match="names a module twice"):
+        run_synth(two_adders_v, "two", "cmos", tmp_path, blackbox=["two.first", "two.first"])
+
+
 def test_tool_versions():
     versions = tool_versions()
     assert set(versions) == {"yosys", "nextpnr-ice40", "nextpnr-ecp5", "opensta"}

@@ -53,3 +53,44 @@ def test_area_breakdown_of_the_core():
                                                  parts=CORE_PARTS)}
     assert out["glue (core - parts)"]["area_um2"] == 20.0
     assert out["head"]["share"] == "50.0 %" and out["core"]["share"] == "100.0 %"
+
+
+def test_hierarchical_breakdown_of_the_core(monkeypatch, tmp_path):
+    """Every part once (the head's parts instead of the head), each whole with its parts as
+    black boxes, the top-k engine counted per instance, the whole as the sum."""
+    import generators.cli as cli
+
+    cfg = PRESETS["eighth"]
+    calls = []
+
+    def fake(cfg_, block, target, out, liberty=None, memory="macro", blackbox=()):
+        calls.append((block, tuple(blackbox)))
+        area = {"qk": 30.0, "softmax": 5.0, "topk": 4.0, "pv": 30.0, "head": 2.0,
+                "select": 10.0, "heads": 1.0, "importance": 1.0, "dma": 1.0, "regs": 2.0,
+                "core": 6.0}[block]
+        return {"block": block, "config": cfg_.name, "target": target, "area_um2": area,
+                "ff": 1, "cells": 2, "fmax_mhz": 100.0 + area, "critical_path_ns": 1.0,
+                "memory_macros": "1 × 16x8 1R1W"}
+
+    monkeypatch.setattr(cli, "run_synth_block", fake)
+    rows = cli.hier_breakdown(cfg, "core", "asic", tmp_path)
+    by = {r["block"]: r for r in rows}
+    assert calls == [("qk", ()), ("softmax", ()), ("topk", ()), ("pv", ()),
+                     ("head", ("qk", "softmax", "topk0", "topk1", "pv")),
+                     ("select", ()), ("heads", ()), ("importance", ()), ("dma", ()),
+                     ("regs", ()), ("core", ("head", "select", "heads", "slots", "dma",
+                                             "regs"))]
+    assert by["topk × 2"]["area_um2"] == 8.0 and by["topk × 2"]["ff"] == 2
+    assert by["head"]["area_um2"] == 30 + 5 + 8 + 30 + 2          # the head's subtotal
+    core = rows[-1]
+    assert core["block"] == "core" and core["area_um2"] == 75 + 10 + 1 + 1 + 1 + 2 + 6
+    assert core["ff"] == 12 and core["fmax_mhz"] == 101.0 and "memory_macros" not in core
+    assert core["share"] == "100.0 %" and by["qk"]["share"] == "31.2 %"   # of 96
+    assert "paths between parts not timed" in core["note"]
+
+
+def test_hierarchical_flag_needs_breakdown(capsys):
+    from generators.cli import main
+
+    assert main(["synth", "head", "--config", "ci", "--hierarchical"]) != 0
+    assert "--hierarchical goes with --breakdown" in capsys.readouterr().err

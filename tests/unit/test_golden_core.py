@@ -13,7 +13,8 @@ from generators.presets import PRESETS
 from generators.tables import age_recip_table
 from sim.golden.attention import PassParams, head_pass, scale_for, split_planes
 from sim.golden.core import (CoreState, DescriptorError, LayerParams, Policy, Status,
-                             age_normalise, decode_step, keeplist_bytes, keeplist_image,
+                             BASES, age_normalise, counters_bytes, counters_image,
+                             decode_step, keeplist_bytes, keeplist_image,
                              layer_step, pack_row, row_addr, row_bytes, row_stride, select,
                              summarize, unpack_row)
 
@@ -278,10 +279,10 @@ def test_check_descriptor_rules_in_order():
     cfg = CI
     good = {"mode": 1, "age_norm": 1, "layer": 3, "heads": 4, "n": 64, "newest": 63,
             "token_keep": 10, "value_keep": 10, "scale": 4095, "threshold": 127,
-            **{b: 8 * (i + 1) for i, b in enumerate(("q", "kmsb", "klsb", "vmsb", "vlsb",
-                                                     "out", "keeplist"))}}
+            **{b: 8 * (i + 1) for i, b in enumerate(BASES)}}
     assert check_descriptor(cfg, good) is Status.OK
     cases = [({"kmsb": 12}, Status.ALIGN), ({"out": 1 << 32}, Status.ALIGN),
+             ({"counters": 4}, Status.ALIGN),
              ({"n": 0}, Status.GEOMETRY), ({"n": 65}, Status.GEOMETRY),
              ({"heads": 5}, Status.GEOMETRY), ({"layer": 4}, Status.GEOMETRY),
              ({"newest": 64}, Status.GEOMETRY), ({"scale": 4096}, Status.PARAMS),
@@ -357,3 +358,19 @@ def test_dram_rows_and_keep_lists():
     assert len(img) == keeplist_bytes(cfg, 3) == 8 + 8
     assert int.from_bytes(img[:8], "little") == 3 | 2 << 16 | 0b101 << 32
     assert [int.from_bytes(img[8 + 2 * i:10 + 2 * i], "little") for i in range(4)] == [1, 4, 9, 0]
+
+
+def test_counters_image_layout():
+    rec = counters_image(CI, bytes_read=1000, bytes_written=200, cycles=(1 << 48) - 1,
+                         layer=3, generation=True, tokens=17, heads=2)
+    assert len(rec) == counters_bytes(CI) == 32                 # 4 words, 8-byte bus
+    words = [int.from_bytes(rec[8 * i:8 * i + 8], "little") for i in range(4)]
+    assert words == [1000, 200, (1 << 48) - 1, 3 | 1 << 8 | 17 << 16 | 2 << 32 | 1 << 63]
+    paper = PRESETS["paper"]
+    assert counters_bytes(paper) == 64                          # one 64-byte beat, padded
+    rec = counters_image(paper, bytes_read=1, bytes_written=2, cycles=3, layer=0,
+                         generation=False, tokens=1, heads=1)
+    assert len(rec) == 64 and rec[32:] == bytes(32)
+    with pytest.raises(ValueError, match="fit 64 bits"):
+        counters_image(CI, bytes_read=-1, bytes_written=0, cycles=0, layer=0,
+                       generation=False, tokens=1, heads=1)
