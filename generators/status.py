@@ -18,4 +18,5 @@ class Status(IntEnum):
     POLICY = 3         # more protected tokens (sinks + recent window) than token_keep
     GEOMETRY = 4       # more tokens than topk.capacity or more heads than core.heads
     PARAMS = 5         # scale, shift, threshold or msb_only out of range
-    ALIGN = 6          # a base address not aligned to the bus width
+    ALIGN = 6          # a base address not aligned (sim.golden.core.base_align)
+    BUS = 7            # an AXI4 read or write response other than OKAY during the layer

@@ -15,9 +15,10 @@ stride of at most 4 KB), so one row is one INCR burst.
 - Counters: bytes read and written (every beat counts ``bus_bytes``), outstanding bursts;
   ``error`` is sticky: bit 0 a read response other than OKAY, bit 1 a write response other
   than OKAY, bit 2 a command that breaks the row rule (misaligned address, 0 beats or a
-  4 KB crossing). Such a command is dropped (the core's descriptor checks keep it from
-  happening); after a dropped write command the ``wdata`` stream is out of step, so the
-  core stops on any error bit.
+  4 KB crossing). Such a command is dropped; after a dropped write command the ``wdata``
+  stream is out of step. The core never issues one: its descriptor checks
+  (``sim.golden.core.base_align``) keep every row inside a page. The core reports error
+  responses itself (status ``BUS``), from the AXI ports.
 
 Ref: AMBA AXI4 (ARM IHI 0022): INCR bursts of at most 256 beats never cross 4 KB; a manager
 may not make ``valid`` wait for ``ready``.

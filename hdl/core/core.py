@@ -38,7 +38,9 @@ layer per START:
 5. *Counters*: the layer's DRAM bytes read and written and its cycles are frozen and written
    to DRAM at COUNTERS (:func:`sim.golden.core.counters_image`, one bus beat per burst).
 6. *Done*: the status code, and in RD, WR and CYC the frozen counters (a failed layer
-   writes no record; its registers show what it counted before it stopped).
+   writes no record; its registers show what it counted before it stopped). A layer that
+   saw an AXI4 response other than OKAY (SLVERR, DECERR) still runs to its end, every burst
+   complete, and reports ``BUS``.
 
 Raises
 ------
@@ -303,6 +305,12 @@ class SpAttenCore(wiring.Component):
         frozen = Signal()
         f_rd, f_wr, f_cyc = Signal(48), Signal(48), Signal(48)
         counting = [dma.bytes_read - rd0, dma.bytes_written - wr0, cyc]
+        # an AXI4 response other than OKAY in this layer: the layer ends with BUS
+        bus_err = Signal()
+        ax = self.m_axi
+        with m.If((ax.rvalid & ax.rready & (ax.rresp != 0))
+                  | (ax.bvalid & ax.bready & (ax.bresp != 0))):
+            m.d.sync += bus_err.eq(1)
         m.d.comb += [regs.bytes_read.eq(Mux(frozen, f_rd, counting[0])),
                      regs.bytes_written.eq(Mux(frozen, f_wr, counting[1])),
                      regs.cycles.eq(Mux(frozen, f_cyc, counting[2]))]
@@ -752,6 +760,7 @@ class SpAttenCore(wiring.Component):
                 m.d.comb += regs.desc.ready.eq(1)
                 with m.If(regs.desc.valid):
                     m.d.sync += [d.eq(regs.desc.payload), cyc.eq(0), outs.eq(0), frozen.eq(0),
+                                 bus_err.eq(0),
                                  rd0.eq(dma.bytes_read), wr0.eq(dma.bytes_written),
                                  k_word.eq(0), kl_beat.eq(0), cw.eq(0), self.busy.eq(1)]
                     with m.If(regs.desc.payload.clear):
@@ -819,7 +828,8 @@ class SpAttenCore(wiring.Component):
                 with m.If(~cnt_busy & ~dma.busy):
                     m.next = "DONE"
             with m.State("DONE"):
-                m.d.comb += [regs.done.valid.eq(1), regs.done.payload.eq(code)]
+                m.d.comb += [regs.done.valid.eq(1), regs.done.payload.eq(
+                    Mux((code == Status.OK) & bus_err, Status.BUS, code))]
                 with m.If(regs.done.ready):
                     m.d.sync += self.busy.eq(0)
                     m.next = "IDLE"

@@ -33,8 +33,9 @@ offset  name        fields
 ======  ==========  =========================================================================
 
 A START with a descriptor that breaks a rule does not start anything: STATUS gets DONE and the
-code at once (``ALIGN``: a base address not a multiple of ``core.bus_bytes`` or above
-``core.addr_bits``; ``GEOMETRY``: ``n`` of 0 or above ``topk.capacity``, heads of 0 or above
+code at once (``ALIGN``: a base address not a multiple of its alignment,
+``sim.golden.core.base_align``: a plane's row stride, the bus width for the keep list and
+the counter record; or above ``core.addr_bits``; ``GEOMETRY``: ``n`` of 0 or above ``topk.capacity``, heads of 0 or above
 ``core.heads``, a layer at or above ``core.layers``, newest not below ``n`` in generation;
 ``PARAMS``: scale or threshold out of their formats, ``age_norm`` outside generation;
 ``VALUE_KEEP``: ``value_keep > token_keep``). A good one goes out on ``desc`` and the core's
@@ -50,7 +51,7 @@ from amaranth.lib.wiring import In, Out
 
 from generators.config import SpAttenConfig
 from generators.status import Status
-from sim.golden.core import BASES
+from sim.golden.core import BASES, base_align
 
 from .check import core_config
 
@@ -208,7 +209,8 @@ class HostRegs(wiring.Component):
         align = Const(0, 1)
         for b in BASES:
             v = bases[b]
-            bad = (v[:(c.bus_bytes - 1).bit_length()] != 0) if c.bus_bytes > 1 else Const(0)
+            low = (base_align(cfg, b) - 1).bit_length()
+            bad = (v[:low] != 0) if low else Const(0)
             if c.addr_bits < 64:
                 bad = bad | (v[c.addr_bits:] != 0)
             align = align | bad

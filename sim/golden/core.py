@@ -42,7 +42,7 @@ from .topk import topk_engine
 __all__ = ["Status", "DescriptorError", "LayerParams", "Policy", "Traffic", "JobResult",
            "LayerResult", "CoreState", "select", "age_normalise", "summarize", "decode_step",
            "row_bytes", "row_stride", "row_addr", "pack_row", "unpack_row", "keeplist_bytes",
-           "keeplist_image", "BASES", "COUNTER_WORDS", "COUNTERS_WRITTEN", "counters_bytes",
+           "keeplist_image", "BASES", "base_align", "COUNTER_WORDS", "COUNTERS_WRITTEN", "counters_bytes",
            "counters_image", "check_descriptor", "protected", "layer_step"]
 
 
@@ -166,6 +166,18 @@ def keeplist_bytes(cfg: SpAttenConfig, kept: int) -> int:
 BASES = ("q", "kmsb", "klsb", "vmsb", "vlsb", "out", "keeplist", "counters")
 COUNTER_WORDS = 4                       # 64-bit words of a counter record
 COUNTERS_WRITTEN = 1 << 63              # bit 63 of the info word: the record is written
+
+
+def base_align(cfg: SpAttenConfig, name: str) -> int:
+    """The alignment in bytes of descriptor base ``name`` (one of :data:`BASES`): a plane's
+    row stride, so that no row crosses a 4 KB page (one row is one AXI4 burst); the bus width
+    for the keep list and the counter record, which are written one beat per burst."""
+    a = cfg.attn
+    bits = {"q": a.q_bits, "kmsb": a.msb_bits, "klsb": a.lsb_bits, "vmsb": a.msb_bits,
+            "vlsb": a.lsb_bits, "out": a.out.width}
+    if name not in BASES:
+        raise ValueError(f"name must be one of {', '.join(BASES)}, not {name!r}")
+    return row_stride(cfg, bits[name]) if name in bits else cfg.core.bus_bytes
 
 
 def counters_bytes(cfg: SpAttenConfig) -> int:
@@ -486,7 +498,7 @@ def layer_step(cfg: SpAttenConfig, state: CoreState, layer: int, qkv, lp: LayerP
 
 def check_descriptor(cfg: SpAttenConfig, d: dict) -> Status:
     """The host interface's checks of a layer descriptor at START (``hdl.core.regs``), in
-    order: ``ALIGN`` (a base address not a multiple of ``core.bus_bytes`` or not below
+    order: ``ALIGN`` (a base address not a multiple of :func:`base_align` or not below
     ``2**core.addr_bits``), ``GEOMETRY`` (``n`` of 0 or above ``topk.capacity``, heads of 0 or
     above ``core.heads``, ``layer >= core.layers``, ``newest >= n`` in generation),
     ``PARAMS`` (``scale`` wider than ``attn.scale_bits``, ``threshold`` above the largest
@@ -494,7 +506,7 @@ def check_descriptor(cfg: SpAttenConfig, d: dict) -> Status:
     token_keep``); else ``OK``. ``d`` holds the fields of ``hdl.core.regs.desc_layout`` plus
     the base addresses (:data:`BASES`)."""
     c, a, t = cfg.core, cfg.attn, cfg.topk
-    if any(d[b] % c.bus_bytes or d[b] >> c.addr_bits for b in BASES):
+    if any(d[b] % base_align(cfg, b) or d[b] >> c.addr_bits for b in BASES):
         return Status.ALIGN
     if not 1 <= d["n"] <= t.capacity or not 1 <= d["heads"] <= c.heads \
             or d["layer"] >= c.layers or (d["mode"] and d["newest"] >= d["n"]):

@@ -117,6 +117,30 @@ def _expect_out(cfg, image, bases, res):
             image[addr:addr + len(row)] = row
 
 
+def _inject(ram, kind, rows=()):
+    """Make the AXI RAM answer with SLVERR: ``kind`` "r" for every read beat inside one of
+    ``rows`` (``(address, bytes)``; cocotbext-axi then returns zero data, so the rows should
+    hold zeros), "w" for the first write beat (its data still written). Returns the undo."""
+    if kind == "r":
+        port, orig = ram.read_if, ram.read_if._read
+
+        async def faulty(address, length):
+            if any(a <= address < a + n for a, n in rows):
+                raise OSError("injected read error")
+            return await orig(address, length)
+        port._read = faulty
+    else:
+        port, orig, hit = ram.write_if, ram.write_if._write, []
+
+        async def faulty(address, data):
+            await orig(address, data)
+            if not hit:
+                hit.append(address)
+                raise OSError("injected write error")
+        port._write = faulty
+    return lambda: delattr(port, "_read" if kind == "r" else "_write")
+
+
 class Session:
     """The core, its AXI RAM (pausing every channel with probability ``pause``), the host,
     the golden state and the expected DRAM image; :meth:`layer` runs one descriptor on both
@@ -138,7 +162,8 @@ class Session:
                     "codes": []}
 
     async def layer(self, qkv, layer, lp, *, heads, generation=False, newest=None,
-                    policy=Policy(), clear=False, step=0, bad=None, budget=10 ** 6):
+                    policy=Policy(), clear=False, step=0, bad=None, inject=None,
+                    budget=10 ** 6):
         """Run one layer descriptor (``qkv``: the layer's tensors, positions ``0 .. n-1``);
         returns the golden result, or None when the descriptor is refused."""
         c, t = CFG.core, CFG.topk
@@ -159,7 +184,7 @@ class Session:
             snap = (state.imp.copy(), state.himp.copy(), dict(state.kept))
             res = layer_step(CFG, state, layer, qkv, lp, generation=generation,
                              newest=newest, policy=policy)
-            want = Status.OK
+            want = Status.OK if inject is None else Status.BUS
         except DescriptorError as e:
             res, want = None, e.status
             if bad != "align":   # the state must be as before
@@ -167,7 +192,9 @@ class Session:
                 state.kept = snap[2]
         cocotb.log.info(f"layer {layer} step {step} mode {int(generation)}: n {n}, keep "
                         f"{lp.token_keep}/{lp.head_keep}/{lp.value_keep}, expect {want!r}")
+        restore = _inject(self.ram, *inject) if inject else (lambda: None)
         got = await self.host.run_layer(d, budget)
+        restore()
         self.log["codes"].append(int(got["code"]))
         assert got["code"] == want, f"layer {layer} step {step}: code {got['code']}, " \
                                     f"expected {want!r}"
@@ -229,7 +256,7 @@ async def layers_against_golden(dut, stall):
     L, H = min(CFG.core.layers, LAYERS), min(CFG.core.heads, HEADS)
     n0 = min(TOKENS, t.capacity - STEPS)
     nmax = n0 + STEPS
-    mm = MemoryMap(CFG, layers=L, steps=STEPS + 2)
+    mm = MemoryMap(CFG, layers=L, steps=STEPS + 5)
     ses = Session(dut, mm, stall[1], seed)
     qkv = [random_layer(CFG, rng, H, nmax) for _ in range(L)]
     for layer in range(L):
@@ -271,8 +298,20 @@ async def layers_against_golden(dut, stall):
     # a decode step on a layer that has not run since CLEAR: every position is a candidate
     lp = _params(rng, nmax, H, 0.5, 0)
     await one(2, lp, generation=True, newest=nmax - 1, clear=True, step=STEPS + 1, n=nmax)
+    # AXI4 error responses: the layer runs to its end, with the same outputs, and reports
+    # BUS; the next layer is OK again. Read errors hit the newest query's rows, made zero
+    # (cocotbext-axi answers a failed read with zero data).
+    q_bits = CFG.attn.q_bits
+    qrows = [(row_addr(CFG, mm.bases(2)["q"], q_bits, h, nmax - 1), row_bytes(CFG, q_bits))
+             for h in range(H)]
+    for addr, nbytes in qrows:
+        ses.ram.write(addr, bytes(nbytes))
+    qkv[2][0][:, nmax - 1] = 0
+    for i, inject in enumerate([("r", qrows), ("w",), None]):
+        await one(2, lp, generation=True, newest=nmax - 1, clear=True, step=STEPS + 2 + i,
+                  n=nmax, inject=inject)
     log = ses.log
-    assert {int(Status.ALIGN), int(Status.KEEP_RANGE)} <= set(log["codes"])
+    assert {int(Status.ALIGN), int(Status.KEEP_RANGE), int(Status.BUS)} <= set(log["codes"])
     assert log["refetched"] and log["msb_kept"], "both sides of the refetch decision must run"
     env.record("runs", log)
 

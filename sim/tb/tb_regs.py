@@ -17,7 +17,7 @@ from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 
 from generators.config import SpAttenConfig
 from hdl.core.regs import BASES, ID_VALUE, OFFSETS, desc_layout, pack_register
-from sim.golden.core import Status, check_descriptor
+from sim.golden.core import Status, base_align, check_descriptor
 from sim.core_stim import register_writes
 from sim.harness import env
 from sim.packing import unpack
@@ -38,11 +38,13 @@ def _descriptor(rng):
          "value_keep": 0, "scale": rng.randrange(1 << a.scale_bits), "shift": rng.randrange(64),
          "msb_only": rng.randrange(2), "threshold": rng.randint(0, a.prob.max_raw),
          "sinks": rng.randrange(4), "recent": rng.randrange(8),
-         **{b: rng.randrange(1 << (c.addr_bits - 8)) * bus for b in BASES}}
+         **{b: rng.randrange(1 << (c.addr_bits - 12)) * base_align(CFG, b) for b in BASES}}
     d["value_keep"] = rng.randint(0, d["token_keep"])
     fault = rng.randrange(8)  # about half are bad, one rule at a time
-    if fault == 0:
-        d[rng.choice(BASES)] += rng.randint(1, bus - 1) if bus > 1 else 0
+    if fault == 0:   # off the bus, or (planes) bus-aligned but off the row stride
+        b = rng.choice(BASES)
+        step = rng.choice([1, bus]) if base_align(CFG, b) > bus else 1
+        d[b] += step * rng.randint(1, base_align(CFG, b) // step - 1)
     elif fault == 1:
         key = rng.choice(["n", "heads", "layer"])
         d[key] = {"n": rng.choice([0, min(t.capacity + 1, 0xFFFF)]),

@@ -279,10 +279,12 @@ def test_check_descriptor_rules_in_order():
     cfg = CI
     good = {"mode": 1, "age_norm": 1, "layer": 3, "heads": 4, "n": 64, "newest": 63,
             "token_keep": 10, "value_keep": 10, "scale": 4095, "threshold": 127,
-            **{b: 8 * (i + 1) for i, b in enumerate(BASES)}}
+            **{b: 4096 * (i + 1) for i, b in enumerate(BASES)}}
     assert check_descriptor(cfg, good) is Status.OK
     cases = [({"kmsb": 12}, Status.ALIGN), ({"out": 1 << 32}, Status.ALIGN),
-             ({"counters": 4}, Status.ALIGN),
+             ({"counters": 4}, Status.ALIGN), ({"counters": 4096 + 8}, Status.OK),
+             # bus-aligned, but a Q row (16 bytes) would cross a 4 KB page
+             ({"q": 4096 - 8}, Status.ALIGN),
              ({"n": 0}, Status.GEOMETRY), ({"n": 65}, Status.GEOMETRY),
              ({"heads": 5}, Status.GEOMETRY), ({"layer": 4}, Status.GEOMETRY),
              ({"newest": 64}, Status.GEOMETRY), ({"scale": 4096}, Status.PARAMS),
