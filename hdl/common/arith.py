@@ -4,18 +4,27 @@ from __future__ import annotations
 
 from amaranth.hdl import Value
 
-__all__ = ["popcount", "prefix_sums"]
+__all__ = ["popcount", "prefix_sums", "tree_sum"]
 
 
-def popcount(bits) -> Value:
-    """Number of set bits, as a balanced adder tree (depth ``ceil(log2(len))``)."""
-    terms = [Value.cast(b).as_unsigned() for b in bits]
+def tree_sum(values) -> Value:
+    """Sum of unsigned ``values`` as a balanced adder tree (depth ``ceil(log2(len))``), not
+    a chain of ``len - 1`` adders (slower, and hard for ABC's SAT sweeping)."""
+    terms = [Value.cast(v).as_unsigned() for v in values]
     if not terms:
-        raise ValueError("popcount needs at least one bit")
+        raise ValueError("tree_sum needs at least one value")
     while len(terms) > 1:
         terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
                  for i in range(0, len(terms), 2)]
     return terms[0]
+
+
+def popcount(bits) -> Value:
+    """Number of set bits, as a balanced adder tree (depth ``ceil(log2(len))``)."""
+    terms = list(bits)
+    if not terms:
+        raise ValueError("popcount needs at least one bit")
+    return tree_sum(terms)
 
 
 def prefix_sums(values, *, exclusive: bool = True) -> list[Value]:
