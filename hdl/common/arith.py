@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from amaranth.hdl import Value
 
-__all__ = ["popcount", "prefix_sums", "tree_sum"]
+__all__ = ["popcount", "prefix_sums", "tree_or", "tree_sum"]
+
+
+def tree_or(values) -> Value:
+    """Bitwise OR of ``values`` as a balanced tree (depth ``ceil(log2(len))``); a chain of
+    255 ORs (a radix-8 one-hot pick) overflowed YoWASP Yosys' stack in ECP5 mapping."""
+    terms = [Value.cast(v) for v in values]
+    if not terms:
+        raise ValueError("tree_or needs at least one value")
+    while len(terms) > 1:
+        terms = [terms[i] | terms[i + 1] if i + 1 < len(terms) else terms[i]
+                 for i in range(0, len(terms), 2)]
+    return terms[0]
 
 
 def tree_sum(values) -> Value:

@@ -59,7 +59,7 @@ from amaranth.lib.wiring import In, Out
 from generators.config import TopKConfig
 from generators.numerics import bits_for
 
-from ..common.arith import popcount, prefix_sums
+from ..common.arith import popcount, prefix_sums, tree_or
 from .layouts import in_layout, out_layout
 
 __all__ = ["TopK", "latency_bound"]
@@ -500,8 +500,5 @@ class TopK(wiring.Component):
         for j, s in enumerate(counters):  # s = S[j+1]
             below = ge[j - 1] if j > 0 else Const(1)
             picks.append(Mux(below & ~ge[j], s, 0))
-        acc = picks[0]
-        for p in picks[1:]:
-            acc = acc | p
-        m.d.comb += g.eq(acc)
+        m.d.comb += g.eq(tree_or(picks))
         return t, g
