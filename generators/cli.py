@@ -183,8 +183,6 @@ def synth_key(verilog_sha256: str, target: str, liberty, memory: str,
 
 # The head pipeline's parts, synthesized one by one for the area breakdown.
 HEAD_PARTS = ("qk", "softmax", "topk", "pv")
-# The core's parts besides its controller (the head counted whole).
-CORE_PARTS = ("head", "select", "heads", "importance", "dma", "regs")
 # The size column of each target that the breakdown's shares are computed from.
 SIZE_METRIC = {"cmos": "transistors", "asic": "area_um2", "ice40": "lut", "ecp5": "lut",
                "xc7": "lut"}
@@ -192,34 +190,44 @@ SIZE_METRIC = {"cmos": "transistors", "asic": "area_um2", "ice40": "lut", "ecp5"
 
 # Columns that add up over copies of a block (a breakdown counts the top-k engine n times).
 ADDITIVE = ("transistors", "gates", "area_um2", "sequential_area_um2", "nand2_eq", "ff",
-            "lut", "carry", "bram", "dsp", "memory_bits", "memory_macros")
+            "lut", "carry", "bram", "dsp", "memory_bits")
 
 
-def area_breakdown(rows: list[dict], target: str, engines: int = 1, *, whole: str = "head",
-                   parts=HEAD_PARTS) -> list[dict]:
-    """Add each part's share of the whole (the ``whole`` row: ``head``, or ``core`` with
-    :data:`CORE_PARTS`) and a row for the glue (the whole minus its parts: FIFOs, forks and
-    adapters in the head; the controller, its FIFOs and buffers' logic in the core). The
-    head has ``engines`` top-k engines (``attn.topk_engines``): a ``topk`` row, one engine
-    synthesized, counts ``engines`` times and is labelled ``topk × engines``."""
+def copies(row: dict, n: int) -> dict:
+    """``row`` (one synthesized instance) counted ``n`` times, labelled ``block × n``."""
+    if n == 1:
+        return row
+    out = {**row, **{c: row[c] * n for c in ADDITIVE if isinstance(row.get(c), (int, float))},
+           "block": f"{row['block']} × {n}"}
+    if row.get("memory_macros"):
+        out["memory_macros"] = f"{n} × ({row['memory_macros']})"
+    return out
+
+
+def with_shares(rows: list[dict], target: str, total) -> list[dict]:
+    """``rows`` with a ``share`` column: each one's size metric over ``total``."""
     metric = SIZE_METRIC[target]
-    if engines > 1:
-        rows = [{**r, **{c: r[c] * engines for c in ADDITIVE if r.get(c) is not None},
-                 "block": f"topk × {engines}"} if r["block"] == "topk" else r for r in rows]
+    return [{**r, "share": f"{100 * r[metric] / total:.1f} %"
+             if total and r.get(metric) is not None else "-"} for r in rows]
+
+
+def area_breakdown(rows: list[dict], target: str, engines: int = 1) -> list[dict]:
+    """The flat head breakdown: each part's share of the ``head`` row, and a row for the glue
+    (the head minus its parts: FIFOs, forks and adapters). The head has ``engines`` top-k
+    engines (``attn.topk_engines``): the ``topk`` row, one engine synthesized, counts
+    ``engines`` times (:func:`copies`)."""
+    metric = SIZE_METRIC[target]
+    rows = [copies(r, engines) if r["block"] == "topk" else r for r in rows]
     by = {r["block"].split(" ×")[0]: r for r in rows}
-    total = by[whole].get(metric)
-    out = []
-    for r in rows:
-        v = r.get(metric)
-        out.append({**r, "share": f"{100 * v / total:.1f} %" if total and v is not None
-                    else "-"})
-    sizes = [by[b].get(metric) for b in parts if b in by]
-    if total is not None and None not in sizes and len(sizes) == len(parts):
+    total = by["head"].get(metric)
+    out = with_shares(rows, target, total)
+    sizes = [by[b].get(metric) for b in HEAD_PARTS if b in by]
+    if total is not None and None not in sizes and len(sizes) == len(HEAD_PARTS):
         glue = total - sum(sizes)
-        out.insert(len(parts), {"block": f"glue ({whole} - parts)",
-                                "config": rows[0]["config"], "target": target,
-                                metric: round(glue, 1),
-                                "share": f"{100 * glue / total:.1f} %"})
+        out.insert(len(HEAD_PARTS), {"block": "glue (head - parts)",
+                                     "config": rows[0]["config"], "target": target,
+                                     metric: round(glue, 1),
+                                     "share": f"{100 * glue / total:.1f} %"})
     return out
 
 
@@ -227,9 +235,8 @@ def hier_parts(cfg, block: str) -> list[tuple[str, tuple[str, ...]]]:
     """The parts of ``block`` that hierarchical synthesis measures on their own: (the block
     that synthesizes the part, the submodule names of its instances in ``block``)."""
     if block == "head":
-        return [("qk", ("qk",)), ("softmax", ("softmax",)),
-                ("topk", tuple(f"topk{i}" for i in range(cfg.attn.topk_engines))),
-                ("pv", ("pv",))]
+        engines = tuple(f"topk{i}" for i in range(cfg.attn.topk_engines))
+        return [(p, engines if p == "topk" else (p,)) for p in HEAD_PARTS]
     if block == "core":
         return [("head", ("head",)), ("select", ("select",)), ("heads", ("heads",)),
                 ("importance", ("slots",)), ("dma", ("dma",)), ("regs", ("regs",))]
@@ -278,11 +285,8 @@ def hier_breakdown(cfg, block: str, target: str, out: Path, liberty=None,
             leaves += sub_rows[:-1]
             continue
         _progress(f"synthesizing {part} [{cfg.tag}] for {target}")
-        row = run_synth_block(cfg, part, target, out / part / cfg.tag, liberty, memory)
-        if len(subs) > 1:
-            row = {**row, **{c: row[c] * len(subs) for c in ADDITIVE
-                             if isinstance(row.get(c), (int, float))},
-                   "block": f"{part} × {len(subs)}"}
+        row = copies(run_synth_block(cfg, part, target, out / part / cfg.tag, liberty,
+                                     memory), len(subs))
         rows.append(row)
         leaves.append(row)
     _progress(f"synthesizing {block} [{cfg.tag}] for {target}, its parts black-boxed")
@@ -292,12 +296,7 @@ def hier_breakdown(cfg, block: str, target: str, out: Path, liberty=None,
     rows.append(glue)
     leaves.append(glue)
     total = sum_rows(leaves, block, target, cfg.name)
-    metric = SIZE_METRIC[target]
-    whole = total.get(metric)
-    for r in rows + [total]:
-        v = r.get(metric)
-        r["share"] = f"{100 * v / whole:.1f} %" if whole and v is not None else "-"
-    return rows + [total]
+    return with_shares(rows + [total], target, total.get(SIZE_METRIC[target]))
 
 
 def cmd_synth(args) -> int:
@@ -321,8 +320,7 @@ def cmd_synth(args) -> int:
         print(f"{args.block}: {rows[-1]['note']}")
         print(f"JSON: {dest}")
         return 0
-    parts = {"head": HEAD_PARTS, "core": CORE_PARTS}.get(args.block, ())
-    blocks = [*parts, args.block] if args.breakdown else [args.block]
+    blocks = [*HEAD_PARTS, "head"] if args.breakdown else [args.block]
     rows = []
     for block in blocks:
         out = Path(args.out) / block / cfg.tag
@@ -330,9 +328,7 @@ def cmd_synth(args) -> int:
         rows.append(run_synth_block(cfg, block, args.target, out, liberty, args.memory))
         print(f"JSON: {out / args.target / 'result.json'}")
     if args.breakdown:
-        rows = area_breakdown(rows, args.target,
-                              cfg.attn.topk_engines if args.block == "head" else 1,
-                              whole=args.block, parts=parts)
+        rows = area_breakdown(rows, args.target, cfg.attn.topk_engines)
         cols.insert(3 + cols[3:].index(SIZE_METRIC[args.target]) + 1, "share")
     print(_table(rows, cols))
     return 0

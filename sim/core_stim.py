@@ -19,12 +19,11 @@ from generators.numerics import QFormat
 from hdl.core.regs import BASE_OFFSET, BASES, FIELDS, OFFSETS, pack_register
 
 from .golden.attention import split_planes
-from .golden.core import (LayerParams, Policy, counters_bytes, keeplist_bytes, pack_row,
-                          row_addr, row_stride)
+from .golden.core import (PLANES, LayerParams, Policy, counters_bytes, keeplist_bytes,
+                          pack_row, plane_bits, row_addr, row_stride)
 
 __all__ = ["MemoryMap", "random_layer", "layer_image", "descriptor", "register_writes"]
 
-PLANES = ("q", "kmsb", "klsb", "vmsb", "vlsb", "out")
 
 
 @dataclass(frozen=True)
@@ -38,10 +37,8 @@ class MemoryMap:
 
     @property
     def plane_span(self) -> int:
-        a, c = self.cfg.attn, self.cfg.core
-        widest = max(row_stride(self.cfg, b) for b in (a.q_bits, a.msb_bits, a.lsb_bits,
-                                                       a.out.width))
-        return c.heads * self.cfg.topk.capacity * widest
+        widest = max(row_stride(self.cfg, plane_bits(self.cfg, p)) for p in PLANES)
+        return self.cfg.core.heads * self.cfg.topk.capacity * widest
 
     @property
     def keep_span(self) -> int:
@@ -89,11 +86,11 @@ def layer_image(cfg: SpAttenConfig, qkv, bases: dict, write, *, positions=None):
     heads, n = q.shape[0], q.shape[1]
     kmsb, klsb = split_planes(k, a)
     vmsb, vlsb = split_planes(v, a)
-    planes = (("q", q, a.q_bits), ("kmsb", kmsb, a.msb_bits), ("klsb", klsb, a.lsb_bits),
-              ("vmsb", vmsb, a.msb_bits), ("vlsb", vlsb, a.lsb_bits))
+    planes = {"q": q, "kmsb": kmsb, "klsb": klsb, "vmsb": vmsb, "vlsb": vlsb}
     for h in range(heads):
         for t in (range(n) if positions is None else positions):
-            for name, x, bits in planes:
+            for name, x in planes.items():
+                bits = plane_bits(cfg, name)
                 write(row_addr(cfg, bases[name], bits, h, t), pack_row(cfg, x[h, t], bits))
 
 

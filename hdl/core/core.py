@@ -62,7 +62,8 @@ from amaranth.lib.wiring import In, Out
 from generators.config import ConfigError, SpAttenConfig
 from generators.numerics import ceil_log2
 from generators.status import Status
-from sim.golden.core import COUNTER_WORDS, counters_bytes, row_bytes, row_stride
+from sim.golden.core import (COUNTER_INFO, COUNTER_WORDS, counters_bytes, plane_bits, row_bytes,
+                             row_stride)
 
 from ..attn.head import Head
 from .axi import MAX_OUTSTANDING, Dma, axi4_signature
@@ -181,8 +182,7 @@ class SpAttenCore(wiring.Component):
         D, IB, CAP = a.head_dim, t.index_bits, t.capacity
         P, KPC, R = t.lanes, a.keys_per_cycle, a.pv_rows
         BUS = 8 * c.bus_bytes
-        bits = {Q: a.q_bits, KMSB: a.msb_bits, KLSB: a.lsb_bits, VMSB: a.msb_bits,
-                VLSB: a.lsb_bits}
+        bits = {k: plane_bits(cfg, name) for k, name in enumerate(KINDS)}
         beats = {k: row_bytes(cfg, b) // c.bus_bytes for k, b in bits.items()}
         out_beats = row_bytes(cfg, a.out.width) // c.bus_bytes
         hb = max(1, (c.heads - 1).bit_length())
@@ -660,8 +660,11 @@ class SpAttenCore(wiring.Component):
         hdr_data = Cat(d.token_keep[:16], hcount, Const(0, 8), hmask)
         # the counter record (sim.golden.core.counters_image): one beat per burst
         rec_beats = counters_bytes(cfg) // c.bus_bytes
-        info = Cat(d.layer[:8], d.mode, Const(0, 7), d.token_keep[:16], hcount,
-                   Const(0, 23), Const(1, 1))
+        values = {"layer": d.layer, "mode": d.mode, "tokens": d.token_keep, "heads": hcount,
+                  "written": Const(1)}
+        info = Const(0, 64)
+        for f, lsb, w in COUNTER_INFO:
+            info = info | values[f][:w].shift_left(lsb)
         rec = Cat(*[Cat(x, Const(0, 16)) for x in (f_rd, f_wr, f_cyc)], info)
         assert len(rec) == 64 * COUNTER_WORDS
         rec = Cat(rec, Const(0, rec_beats * BUS - len(rec)))

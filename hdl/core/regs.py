@@ -32,15 +32,16 @@ offset  name        fields
 0x90    CYC_LO/HI   read only: cycles of the last layer (48 bits)
 ======  ==========  =========================================================================
 
-A START with a descriptor that breaks a rule does not start anything: STATUS gets DONE and the
-code at once (``ALIGN``: a base address not a multiple of its alignment,
+A START with a descriptor that breaks a rule does not start anything: STATUS gets DONE and
+the code at once (``ALIGN``: a base address not a multiple of its alignment,
 ``sim.golden.core.base_align``: a plane's row stride, the bus width for the keep list and
-the counter record; or above ``core.addr_bits``; ``GEOMETRY``: ``n`` of 0 or above ``topk.capacity``, heads of 0 or above
-``core.heads``, a layer at or above ``core.layers``, newest not below ``n`` in generation;
-``PARAMS``: scale or threshold out of their formats, ``age_norm`` outside generation;
-``VALUE_KEEP``: ``value_keep > token_keep``). A good one goes out on ``desc`` and the core's
-``done`` beat later sets DONE and its code. The keep counts against the candidates are
-checked by the selection units (``KEEP_RANGE``, ``POLICY``).
+the counter record; or above ``core.addr_bits``; ``GEOMETRY``: ``n`` of 0 or above
+``topk.capacity``, heads of 0 or above ``core.heads``, a layer at or above ``core.layers``,
+newest not below ``n`` in generation; ``PARAMS``: scale or threshold out of their formats,
+``age_norm`` outside generation; ``VALUE_KEEP``: ``value_keep > token_keep``). A good one
+goes out on ``desc`` and the core's ``done`` beat later sets DONE and its code. The keep
+counts against the candidates are checked by the selection units (``KEEP_RANGE``,
+``POLICY``).
 """
 
 from __future__ import annotations

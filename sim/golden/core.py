@@ -42,8 +42,9 @@ from .topk import topk_engine
 __all__ = ["Status", "DescriptorError", "LayerParams", "Policy", "Traffic", "JobResult",
            "LayerResult", "CoreState", "select", "age_normalise", "summarize", "decode_step",
            "row_bytes", "row_stride", "row_addr", "pack_row", "unpack_row", "keeplist_bytes",
-           "keeplist_image", "BASES", "base_align", "COUNTER_WORDS", "COUNTERS_WRITTEN", "counters_bytes",
-           "counters_image", "check_descriptor", "protected", "layer_step"]
+           "keeplist_image", "BASES", "PLANES", "COUNTER_WORDS", "COUNTER_INFO", "plane_bits",
+           "base_align", "counters_bytes", "counters_image", "check_descriptor", "protected",
+           "layer_step"]
 
 
 class DescriptorError(ValueError):
@@ -162,22 +163,34 @@ def keeplist_bytes(cfg: SpAttenConfig, kept: int) -> int:
     return bus + -(-2 * kept // bus) * bus
 
 
-# The base addresses of a layer descriptor, in register order (``hdl.core.regs``).
+# The base addresses of a layer descriptor, in register order (``hdl.core.regs``); the first
+# six are planes of rows.
 BASES = ("q", "kmsb", "klsb", "vmsb", "vlsb", "out", "keeplist", "counters")
+PLANES = BASES[:6]
 COUNTER_WORDS = 4                       # 64-bit words of a counter record
-COUNTERS_WRITTEN = 1 << 63              # bit 63 of the info word: the record is written
+# The info word (word 3) of a counter record: (field, lowest bit, width); the hardware packs
+# it from this table too.
+COUNTER_INFO = (("layer", 0, 8), ("mode", 8, 1), ("tokens", 16, 16), ("heads", 32, 8),
+                ("written", 63, 1))
+
+
+def plane_bits(cfg: SpAttenConfig, name: str) -> int:
+    """Bits per element of the rows of plane ``name`` (one of :data:`PLANES`)."""
+    a = cfg.attn
+    bits = {"q": a.q_bits, "kmsb": a.msb_bits, "klsb": a.lsb_bits, "vmsb": a.msb_bits,
+            "vlsb": a.lsb_bits, "out": a.out.width}
+    if name not in bits:
+        raise ValueError(f"name must be one of {', '.join(PLANES)}, not {name!r}")
+    return bits[name]
 
 
 def base_align(cfg: SpAttenConfig, name: str) -> int:
     """The alignment in bytes of descriptor base ``name`` (one of :data:`BASES`): a plane's
     row stride, so that no row crosses a 4 KB page (one row is one AXI4 burst); the bus width
     for the keep list and the counter record, which are written one beat per burst."""
-    a = cfg.attn
-    bits = {"q": a.q_bits, "kmsb": a.msb_bits, "klsb": a.lsb_bits, "vmsb": a.msb_bits,
-            "vlsb": a.lsb_bits, "out": a.out.width}
     if name not in BASES:
         raise ValueError(f"name must be one of {', '.join(BASES)}, not {name!r}")
-    return row_stride(cfg, bits[name]) if name in bits else cfg.core.bus_bytes
+    return row_stride(cfg, plane_bits(cfg, name)) if name in PLANES else cfg.core.bus_bytes
 
 
 def counters_bytes(cfg: SpAttenConfig) -> int:
@@ -194,7 +207,11 @@ def counters_image(cfg: SpAttenConfig, *, bytes_read: int, bytes_written: int, c
     record's write; the RD, WR and CYC registers show the same three values), and an info
     word (bits 0..7 layer, bit 8 mode, bits 16..31 kept tokens, bits 32..39 kept heads, bit
     63 set), padded to whole bus beats."""
-    info = layer | int(generation) << 8 | tokens << 16 | heads << 32 | COUNTERS_WRITTEN
+    fields = {"layer": layer, "mode": int(generation), "tokens": tokens, "heads": heads,
+              "written": 1}
+    if any(not 0 <= fields[f] < 1 << w for f, _, w in COUNTER_INFO):
+        raise ValueError(f"counter record info fields must fit {COUNTER_INFO}, not {fields}")
+    info = sum(fields[f] << lsb for f, lsb, _ in COUNTER_INFO)
     words = (bytes_read, bytes_written, cycles, info)
     if any(not 0 <= w < 1 << 64 for w in words):
         raise ValueError(f"counter record words must fit 64 bits, not {words}")

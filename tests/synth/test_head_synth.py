@@ -50,17 +50,6 @@ def test_area_breakdown_counts_every_topk_engine():
     assert out["glue (head - parts)"]["lut"] == 10
 
 
-def test_area_breakdown_of_the_core():
-    from generators.cli import CORE_PARTS
-
-    rows = [{"block": b, "config": "x", "target": "asic", "area_um2": v}
-            for b, v in zip((*CORE_PARTS, "core"), (50.0, 20.0, 5.0, 1.0, 1.0, 3.0, 100.0))]
-    out = {r["block"]: r for r in area_breakdown(rows, "asic", whole="core",
-                                                 parts=CORE_PARTS)}
-    assert out["glue (core - parts)"]["area_um2"] == 20.0
-    assert out["head"]["share"] == "50.0 %" and out["core"]["share"] == "100.0 %"
-
-
 def test_hierarchical_breakdown_of_the_core(monkeypatch, tmp_path):
     """Every part once (the head's parts instead of the head), each whole with its parts as
     black boxes, the top-k engine counted per instance, the whole as the sum."""
@@ -87,6 +76,7 @@ def test_hierarchical_breakdown_of_the_core(monkeypatch, tmp_path):
                      ("regs", ()), ("core", ("head", "select", "heads", "slots", "dma",
                                              "regs"))]
     assert by["topk × 2"]["area_um2"] == 8.0 and by["topk × 2"]["ff"] == 2
+    assert by["topk × 2"]["memory_macros"] == "2 × (1 × 16x8 1R1W)"
     assert by["head"]["area_um2"] == 30 + 5 + 8 + 30 + 2          # the head's subtotal
     core = rows[-1]
     assert core["block"] == "core" and core["area_um2"] == 75 + 10 + 1 + 1 + 1 + 2 + 6
