@@ -268,6 +268,12 @@ def sum_rows(rows: list[dict], block: str, target: str, config: str) -> dict:
     devices = {r.get("device") for r in rows} - {None}
     if len(devices) == 1:
         total["device"] = devices.pop()
+    if target == "ecp5" and all(isinstance(total.get(c), int) for c in ("lut", "carry")):
+        from synth.flow import ecp5_over
+        over = ecp5_over(total)
+        total["note"] += ("; as one design it does not fit the LFE5U-85F (" + ", ".join(over)
+                          + ")" if over else "; as one design it fits the LFE5U-85F by "
+                          "resources (not placed and routed as one)")
     return total
 
 

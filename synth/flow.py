@@ -115,7 +115,9 @@ ICE40_DEVICE = "iCE40HX8K-CT256"
 ICE40_ARGS = ("--hx8k", "--package", "ct256")
 ICE40_IO = 206                       # SB_IO sites of the HX8K in the ct256 package
 # LFE5U-85F resources (Lattice ECP5 family data sheet): a design beyond them skips P&R.
-ECP5_CAPACITY = {"lut": 83640, "dsp": 156, "bram": 208, "ff": 83640}
+# "comb" counts nextpnr's TRELLIS_COMB slots, of which a LUT4 takes one and a CCU2C carry
+# cell (two bits) two, so LUT4 + 2 x CCU2C is a lower bound on what P&R will need.
+ECP5_CAPACITY = {"comb": 83640, "dsp": 156, "bram": 208, "ff": 83640}
 ECP5_DEVICE = "LFE5U-85F-CABGA381 (out-of-context)"
 ECP5_ARGS = ("--85k", "--package", "CABGA381", "--out-of-context")
 
@@ -503,9 +505,7 @@ def run_synth(verilog: Path, top: str, target: str, workdir: Path, *,
             say(f"nextpnr-ice40 skipped: {note}")
             metrics |= {"fmax_mhz": None, "critical_path_ns": None, "note": note}
             metrics |= {k: None for k in ("lc_used", "lc_available", "io_used", "io_available")}
-        elif target == "ecp5" and (over := [
-                f"{metrics[k]} {k.upper()} > {cap}" for k, cap in ECP5_CAPACITY.items()
-                if (metrics.get(k) or 0) > cap]):
+        elif target == "ecp5" and (over := ecp5_over(metrics)):
             note = f"does not fit the LFE5U-85F ({', '.join(over)}); resources only"
             say(f"nextpnr-ecp5 skipped: {note}")
             metrics |= {"fmax_mhz": None, "critical_path_ns": None, "note": note}
@@ -643,6 +643,16 @@ def _metrics_fpga(target: str, mapped: AreaReport) -> dict[str, Metric]:
             target],
         "memory_mapping": f"inferred by synth_{'xilinx' if target == 'xc7' else target}",
     }
+
+
+def ecp5_over(metrics: dict[str, Metric]) -> list[str]:
+    """The LFE5U-85F resources a mapped design exceeds, as "N WHAT > CAPACITY" strings."""
+    need = {"comb": (metrics.get("lut") or 0) + 2 * (metrics.get("carry") or 0),
+            "dsp": metrics.get("dsp") or 0, "bram": metrics.get("bram") or 0,
+            "ff": metrics.get("ff") or 0}
+    label = {"comb": "LUT4 + 2 x CCU2C slots", "dsp": "DSP", "bram": "BRAM", "ff": "FF"}
+    return [f"{need[k]} {label[k]} > {cap}" for k, cap in ECP5_CAPACITY.items()
+            if need[k] > cap]
 
 
 def _pnr(target: str, nextpnr: Path, workdir: Path, files: dict[str, Path],

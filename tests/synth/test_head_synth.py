@@ -85,6 +85,19 @@ def test_hierarchical_breakdown_of_the_core(monkeypatch, tmp_path):
     assert "paths between parts not timed" in core["note"]
 
 
+def test_ecp5_sum_says_whether_the_whole_fits():
+    from generators.cli import sum_rows
+
+    part = {"block": "a", "lut": 30000, "carry": 10000, "ff": 100, "dsp": 10, "bram": 2,
+            "fmax_mhz": 50.0, "critical_path_ns": 20.0}
+    assert sum_rows([part], "x", "ecp5", "c")["note"].endswith(
+        "as one design it fits the LFE5U-85F by resources (not placed and routed as one)")
+    two = sum_rows([part, part | {"block": "b"}], "x", "ecp5", "c")
+    assert two["lut"] == 60000 and two["note"].endswith(
+        "does not fit the LFE5U-85F (100000 LUT4 + 2 x CCU2C slots > 83640)")
+    assert "fit" not in sum_rows([part], "x", "asic", "c")["note"]
+
+
 def test_hierarchical_flag_needs_breakdown(capsys):
     from generators.cli import main
 
