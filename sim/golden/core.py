@@ -205,8 +205,8 @@ def counters_image(cfg: SpAttenConfig, *, bytes_read: int, bytes_written: int, c
     and its merge: 64-bit little-endian words ``bytes_read``, ``bytes_written`` (output rows
     and the keep list; the record itself is not counted), ``cycles`` (from START to the
     record's write; the RD, WR and CYC registers show the same three values), and an info
-    word (bits 0..7 layer, bit 8 mode, bits 16..31 kept tokens, bits 32..39 kept heads, bit
-    63 set), padded to whole bus beats."""
+    word (:data:`COUNTER_INFO`: bits 0..7 layer, bit 8 mode, bits 16..31 kept tokens, bits
+    32..39 kept heads, bit 63 set), padded to whole bus beats."""
     fields = {"layer": layer, "mode": int(generation), "tokens": tokens, "heads": heads,
               "written": 1}
     if any(not 0 <= fields[f] < 1 << w for f, _, w in COUNTER_INFO):
