@@ -11,7 +11,11 @@ Algorithm. Scores become unsigned keys (sign bit flipped, order kept) padded bel
 significant first. A *suffix histogram* keeps, for every digit value ``j >= 1``, the number
 ``S[j]`` of candidates whose digit is ``>= j``; for ``need = min(k, n)`` the k-th largest
 key's digit is ``t = #{j >= 1 : S[j] >= need}`` and ``need - S[t+1]`` elements are still
-needed among the candidates with that digit. The first digit's histogram is built while the
+needed among the candidates with that digit. The histogram is held in two levels (the
+digit's high and low halves, :meth:`TopK._histogram`): the same ``2**radix_bits - 1``
+counters, fed by registered per-lane decodes instead of a comparison per lane and counter,
+and searched in two registered stages over ``2 * (2**ceil(radix_bits / 2) - 1)`` comparators
+instead of one over ``2**radix_bits - 1``. The first digit's histogram is built while the
 packet arrives, so it costs nothing after the last beat; each further digit takes one pass
 over the buffered packet (``ceil(n / lanes)`` cycles) restricted to the candidates that
 match the digits found so far. After the last digit the exact k-th key and the number ``r``
@@ -21,19 +25,19 @@ arrival order (a logarithmic zero eliminator, then a merge into the output beat)
 
 Timing. From the cycle the last input beat is taken to the cycle the last output beat is
 taken, with ``R = ceil(n / lanes)`` and a consumer that never stalls:
-``latency(n) = (levels - 1) * (R + 5) + R + 10`` cycles at most, whatever the data
-(``paper``: 143 cycles for n = 1024); the filter pass ends as soon as the last kept element
-is out, so it is shorter when the kept elements end early. Input: ``lanes`` elements per cycle
-while a packet buffer is free; with ``buffers = 2`` the next packet streams in while the
-previous one is selected, and back-to-back packets never wait for the first-level search.
+``latency(n) = (levels - 1) * (R + 6) + R + 11`` cycles at most, whatever the data
+(``paper``: 145 cycles for n = 1024); the filter pass ends as soon as the last kept element
+is out, so it is shorter when the kept elements end early. Input: ``lanes`` elements per
+cycle while a packet buffer is free; with ``buffers = 2`` the next packet streams in while
+the previous one is selected, and back-to-back packets never wait for the first-level search.
 
-Pipeline. Input side: buffer write and per-digit lane counts (registered), histogram update,
-then a three-stage finalise (facts, first-digit search, descriptor). Processing side: row
-address → RAM → row register → key compares (refine: lane counts into the second histogram;
-filter: greater/equal flags, registered) → tie ranking and keep mask (registered) → zero
-eliminator (registered) → merge → output register. The processing pipeline advances only when
-``~o.valid | o.ready``, so output back-pressure stalls it in place (the RAM read port is
-enabled by the same signal).
+Pipeline. Input side: buffer write and per-lane digit decodes (registered), histogram
+update, then a four-stage finalise (facts, two first-digit search stages, descriptor).
+Processing side: row address → RAM → row register → key compares (refine: digit decodes into
+the second histogram; filter: greater/equal flags, registered) → tie ranking and keep mask
+(registered) → zero eliminator (registered) → merge → output register. The processing
+pipeline advances only when ``~o.valid | o.ready``, so output back-pressure stalls it in
+place (the RAM read port is enabled by the same signal).
 
 Bit-exact with :func:`sim.golden.topk.topk_engine`.
 
@@ -69,7 +73,7 @@ def latency_bound(cfg: TopKConfig, n: int) -> int:
     """Worst-case cycles from the last input beat to the last output beat of an ``n``-element
     packet, when the engine is idle and the consumer never stalls (data-independent)."""
     rows = -(-n // cfg.lanes)
-    return (cfg.levels - 1) * (rows + 5) + rows + 10
+    return (cfg.levels - 1) * (rows + 6) + rows + 11
 
 
 class TopK(wiring.Component):
@@ -158,22 +162,22 @@ class TopK(wiring.Component):
         in_digits = [key_of(i.payload.data[j])[KW - RB:] for j in range(P)]
         s1 = self._histogram(m, "s1", in_digits, lane_en, start=first, update=take)
 
-        # Finalise the packet in a three-stage pipeline after its last beat (the histogram
+        # Finalise the packet in a four-stage pipeline after its last beat (the histogram
         # holds the last beat's counts two cycles later): fin0 carries the packet's facts,
-        # fin1 searches the first digit, fin2 writes the descriptor. A following packet may
-        # end one cycle later and ride the same pipeline right behind it.
+        # fin1 and fin2 search the first digit (two stages), fin3 writes the descriptor. A
+        # following packet may end one cycle later and ride the same pipeline right behind
+        # it.
         fin_layout = data.StructLayout({"buf": unsigned(max(1, (B - 1).bit_length())),
                                         "n": unsigned(CB), "need": unsigned(CB),
                                         "trunc": unsigned(1)})
-        fin0, fin1, fin2 = (Signal(name=f"fin{x}") for x in range(3))
-        f0, f1, f2 = (Signal(fin_layout, name=f"fin{x}_desc") for x in range(3))
-        t1r = Signal(RB, name="fin2_t")
-        g1r = Signal(CB, name="fin2_g")
+        fin0, fin1, fin2, fin3 = (Signal(name=f"fin{x}") for x in range(4))
+        f0, f1, f2, f3 = (Signal(fin_layout, name=f"fin{x}_desc") for x in range(4))
         n_last = Signal(CB)
         m.d.comb += n_last.eq(Mux(room, wrow * P + i.payload.count, cfg.capacity))
         trunc_now = Signal()
         m.d.comb += trunc_now.eq(trunc | (~room & (~i.payload.last | (i.payload.count != 0))))
-        m.d.sync += [fin0.eq(0), fin1.eq(fin0), fin2.eq(fin1), f1.eq(f0), f2.eq(f1)]
+        m.d.sync += [fin0.eq(0), fin1.eq(fin0), fin2.eq(fin1), fin3.eq(fin2),
+                     f1.eq(f0), f2.eq(f1), f3.eq(f2)]
         with m.If(take):
             m.d.sync += first.eq(i.payload.last)
             with m.If(i.payload.last):
@@ -190,15 +194,14 @@ class TopK(wiring.Component):
             with m.Else():
                 m.d.sync += [wrow.eq(Mux(room, wrow + 1, wrow)), trunc.eq(trunc_now)]
 
-        t1, g1 = self._search(m, "s1", s1, f1.need)
-        m.d.sync += [t1r.eq(t1), g1r.eq(g1)]
-        with m.If(fin2):
+        t1, rest1 = self._search(m, "s1", s1, f1.need)  # registered: valid at fin3
+        with m.If(fin3):
             for b in range(B):
-                with m.If(f2.buf == b):
+                with m.If(f3.buf == b):
                     m.d.sync += [
-                        ready[b].eq(1), d_n[b].eq(f2.n), d_need[b].eq(f2.need),
-                        d_kpre[b].eq(t1r << (KW - RB)), d_r[b].eq(f2.need - g1r),
-                        d_trunc[b].eq(f2.trunc),
+                        ready[b].eq(1), d_n[b].eq(f3.n), d_need[b].eq(f3.need),
+                        d_kpre[b].eq(t1 << (KW - RB)), d_r[b].eq(rest1),
+                        d_trunc[b].eq(f3.trunc),
                     ]
         with m.If(release):
             for b in range(B):
@@ -267,10 +270,7 @@ class TopK(wiring.Component):
                     m.d.comb += ref_digit[j].eq(0)
         s2 = self._histogram(m, "s2", ref_digit, ref_en, start=first1,
                              update=ce & v1 & ~filtering)
-        t2, g2 = self._search(m, "s2", s2, r)
-        t2r = Signal(RB, name="p_t")
-        g2r = Signal(CB, name="p_g")
-        m.d.sync += [t2r.eq(t2), g2r.eq(g2)]
+        t2r, rest2 = self._search(m, "s2", s2, r)  # registered: valid in APPLY
 
         # Filter stage 2: compare with kth and rank the ties (registered from stage 1).
         kth_key = Signal(W, name="p_kth_key")
@@ -427,7 +427,10 @@ class TopK(wiring.Component):
                 # The last row's counts are being added to s2.
                 m.next = "SEARCH"
             with m.State("SEARCH"):
-                # s2 is final; the search result is registered (t2r, g2r) for APPLY.
+                # s2 is final; the search's first stage.
+                m.next = "SEARCH2"
+            with m.State("SEARCH2"):
+                # The search's second stage; its result (t2r, rest2) is registered for APPLY.
                 m.next = "APPLY"
             with m.State("APPLY"):
                 # Take the next digit and the ties still needed.
@@ -437,7 +440,7 @@ class TopK(wiring.Component):
                             m.d.sync += kpre.eq(kpre | (t2r << (KW - RB * (lv + 1))))
                     with m.Default():  # APPLY follows a REFINE, so level is 1..L-1
                         pass
-                m.d.sync += [r.eq(r - g2r), quota.eq(r - g2r), level.eq(level + 1), row.eq(0)]
+                m.d.sync += [r.eq(rest2), quota.eq(rest2), level.eq(level + 1), row.eq(0)]
                 with m.If(level + 1 == L):
                     m.d.sync += filtering.eq(1)
                     m.next = "FILTER"
@@ -465,40 +468,102 @@ class TopK(wiring.Component):
         return Mux(sel, a, b)
 
     def _histogram(self, m, name, digits, enables, *, start, update):
-        """Suffix counters ``S[j] = #{enabled lanes with digit >= j}`` for ``j >= 1``.
+        """Two-level suffix counters of the enabled lanes' digits (``h``/``l``: the digit's
+        high ``HB`` and low ``LB`` bits, ``HB = ceil(RB / 2)``):
 
-        A beat presented with ``update`` is counted into a register first and added one
-        cycle later, so ``S`` includes it two cycles after it is presented. A beat with
-        ``start`` also begins a new histogram (``S`` restarts from its counts).
+        - ``H[a] = #{h >= a}`` for ``a = 1 .. 2**HB - 1``;
+        - ``C[a][b] = #{h == a and l >= b}`` for every ``a`` and ``b = 1 .. 2**LB - 1``.
+
+        Together they hold the suffix histogram ``S[j] = #{digit >= j}``:
+        ``S[a * 2**LB] = H[a]`` and ``S[a * 2**LB + b] = H[a + 1] + C[a][b]``, with the same
+        ``2**RB - 1`` counters but increments that are small functions of registered
+        decodes (one-hot ``h``, thermometer ``h`` and ``l``) instead of ``2**RB - 1``
+        comparisons per lane, and a search over ``2 * 2**HB`` comparators, not
+        ``2**RB``. A beat presented with ``update`` is decoded into registers first and
+        added one cycle later, so the counters include it two cycles after it is presented.
+        A beat with ``start`` also begins a new histogram (the counters restart from its
+        counts). Returns ``(H, C)``: ``H`` indexed ``a - 1``, ``C[a]`` indexed ``b - 1``.
         """
         cfg = self._cfg
+        HB, LB = self._split()
+        CB, P = cfg.count_bits, len(digits)
         restart = Signal(name=f"{name}_restart")
         m.d.sync += restart.eq(update & start)
-        counters = []
-        for j in range(1, 1 << cfg.radix_bits):
-            s = Signal(cfg.count_bits, name=f"{name}_S{j}")
-            inc = Signal(cfg.lane_count_bits, name=f"{name}_inc{j}")
-            m.d.sync += [
-                inc.eq(Mux(update, popcount([en & (d >= j) for d, en in zip(digits, enables)]),
-                           0)),
-                s.eq(Mux(restart, 0, s) + inc),
-            ]
-            counters.append(s)
-        return counters
+        geh, eqh, gel = [], [], []
+        for lane, (d, en) in enumerate(zip(digits, enables)):
+            hi, lo = d[LB:], d[:LB]
+            e = Signal(name=f"{name}_e{lane}")
+            m.d.comb += e.eq(update & en)
+            g = Signal((1 << HB) - 1, name=f"{name}_geh{lane}")
+            m.d.sync += [g[a - 1].eq(e & (hi >= a)) for a in range(1, 1 << HB)]
+            geh.append(g)
+            if LB:
+                q = Signal(1 << HB, name=f"{name}_eqh{lane}")
+                m.d.sync += [q[a].eq(e & (hi == a)) for a in range(1 << HB)]
+                eqh.append(q)
+                t = Signal((1 << LB) - 1, name=f"{name}_gel{lane}")
+                m.d.sync += [t[b - 1].eq(lo >= b) for b in range(1, 1 << LB)]
+                gel.append(t)
 
-    def _search(self, m, name, counters, need):
-        """Digit ``t`` holding the ``need``-th largest key, and ``G = S[t+1]`` above it."""
-        cfg = self._cfg
-        ge = [Signal(name=f"{name}_ge{j + 1}") for j in range(len(counters))]
-        for j, s in enumerate(counters):
-            m.d.comb += ge[j].eq(s >= need)
-        t = Signal(cfg.radix_bits, name=f"{name}_t")
-        g = Signal(cfg.count_bits, name=f"{name}_g")
-        m.d.comb += t.eq(popcount(ge))
-        # One-hot pick of S[t+1]: ge is a thermometer code (S is non-increasing).
+        def counter(label, bits):
+            s = Signal(CB, name=f"{name}_{label}")
+            m.d.sync += s.eq(Mux(restart, 0, s) + popcount(bits))
+            return s
+
+        H = [counter(f"H{a}", [geh[x][a - 1] for x in range(P)]) for a in range(1, 1 << HB)]
+        C = [[counter(f"C{a}_{b}", [eqh[x][a] & gel[x][b - 1] for x in range(P)])
+              for b in range(1, 1 << LB)] for a in range(1 << HB)]
+        return H, C
+
+    def _split(self):
+        """High and low digit bits of the two-level histogram."""
+        RB = self._cfg.radix_bits
+        return (RB + 1) // 2, RB // 2
+
+    @staticmethod
+    def _pick(ge, values):
+        """``values[t]`` for the thermometer code ``ge`` (``t = popcount(ge)``; ``values``
+        has ``len(ge) + 1`` entries), as a one-hot AND-OR tree."""
         picks = []
-        for j, s in enumerate(counters):  # s = S[j+1]
-            below = ge[j - 1] if j > 0 else Const(1)
-            picks.append(Mux(below & ~ge[j], s, 0))
-        m.d.comb += g.eq(tree_or(picks))
-        return t, g
+        for j, v in enumerate(values):
+            above = ge[j - 1] if j > 0 else Const(1)
+            here = ~ge[j] if j < len(ge) else Const(1)
+            picks.append(Mux(above & here, v, 0))
+        return tree_or(picks)
+
+    def _search(self, m, name, hist, need):
+        """Digit ``t`` of the ``need``-th largest key and ``rest = need - S[t+1]``, the
+        elements still needed among those with digit ``t``, registered two cycles after
+        ``hist`` and ``need`` are presented.
+
+        Stage A: ``th = #{a >= 1 : H[a] >= need}`` (the high bits), ``need' = need -
+        H[th + 1]`` and the row ``C[th]`` (registered). Stage B: ``tl = #{b >= 1 :
+        C[th][b] >= need'}`` and ``rest = need' - C[th][tl + 1]`` (registered). Both
+        ``>=`` rows are thermometer codes (the counters are non-increasing in ``a`` and
+        in ``b``)."""
+        cfg = self._cfg
+        HB, LB = self._split()
+        CB = cfg.count_bits
+        H, C = hist
+        zero = Const(0, CB)
+        # Stage A.
+        ge_h = Signal(len(H), name=f"{name}_geh")
+        m.d.comb += ge_h.eq(Cat(*[h >= need for h in H]))
+        th = Signal(HB, name=f"{name}_th")
+        need1 = Signal(CB, name=f"{name}_need1")
+        m.d.sync += [th.eq(popcount(list(ge_h))),
+                     need1.eq(need - self._pick(ge_h, H + [zero]))]
+        t = Signal(cfg.radix_bits, name=f"{name}_t")
+        rest = Signal(CB, name=f"{name}_rest")
+        if not LB:
+            m.d.sync += [t.eq(th), rest.eq(need1)]
+            return t, rest
+        row = [Signal(CB, name=f"{name}_row{b}") for b in range(1, 1 << LB)]
+        for b, reg in enumerate(row):
+            m.d.sync += reg.eq(self._pick(ge_h, [C[a][b] for a in range(1 << HB)]))
+        # Stage B.
+        ge_l = Signal(len(row), name=f"{name}_gel")
+        m.d.comb += ge_l.eq(Cat(*[c >= need1 for c in row]))
+        m.d.sync += [t.eq(Cat(popcount(list(ge_l))[:LB], th)),
+                     rest.eq(need1 - self._pick(ge_l, row + [zero]))]
+        return t, rest
