@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from generators.cli import main
+from generators.cli import glue_sha256, main
 
 SUBCOMMANDS = ["generate", "sim", "synth", "bench", "demo"]
 
@@ -63,3 +63,39 @@ def test_bad_toml_value_names_the_field(tmp_path, capsys):
     t.write_text("[topk]\nlanes = 6\n")
     assert main(["generate", "topk", "--config", str(t)]) == 2
     assert "topk.lanes must be a power of two" in capsys.readouterr().err
+
+
+GLUE_V = """module top(a, y, clk);
+  input a; wire a;
+  output y; wire y;
+  reg \\$auto$verilog_backend.cc:2355:dump_module$COUNT = 0;
+  \\top.part part (.a(a), .y(y));
+endmodule
+module \\top.part (a, y);
+  input a; wire a;
+  output y; wire y;
+  assign y = BODY;
+endmodule
+module \\top.part.sub (q);
+  output q; wire q;
+  assign q = SUB;
+endmodule
+"""
+
+
+def _glue(count="541", body="~a", sub="1'b0", glue_port="y", width=""):
+    text = (GLUE_V.replace("COUNT", count).replace("BODY", body).replace("SUB", sub)
+            .replace(".y(y)", f".{glue_port}(y)")
+            .replace("  output y; wire y;\n  assign", f"  output {width}y; wire y;\n  assign"))
+    return glue_sha256(text, ("top.part",))
+
+
+def test_glue_key_ignores_black_boxed_bodies_only():
+    """A glue result is reused when only a black-boxed module (or its submodules) or Yosys'
+    helper numbering changed, and not when the glue or a black box's ports changed."""
+    base = _glue()
+    assert _glue(body="a") == base                 # the black box's body
+    assert _glue(sub="1'b1") == base               # a submodule of the black box
+    assert _glue(count="213") == base              # the Verilog backend's helper numbering
+    assert _glue(glue_port="a") != base            # the glue itself
+    assert _glue(width="[1:0] ") != base           # a black box's port declarations
