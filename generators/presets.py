@@ -14,9 +14,9 @@ The attention datapath (``attn``): ``paper`` is SpAtten's 512 + 512 multipliers 
 (D = 16, 2 keys per cycle, 4 + 4 planes) so Icarus runs fast.
 
 Local-value top-k engines (``attn.topk_engines``): ``paper`` has 3. Its 16-lane engine spends
-about ``2 * L / 16 + 15`` cycles on a query of ``L`` keys, more when prob·V's 8 pairs per
+about ``2 * L / 16 + 17`` cycles on a query of ``L`` keys, more when prob·V's 8 pairs per
 cycle throttle its filter pass, against the Q·K array's ``L / 8``; measured Q·K utilization
-at L = 128, keep = 128 is 93.0 % with 2 engines and 98.2 % with 3 (``spatten bench head``).
+at L = 128, keep = 128 is 88.9 % with 2 engines and 98.2 % with 3 (``spatten bench head``).
 ``eighth`` and ``ci`` have 2.
 
 The core (``core``): ``paper`` and ``eighth`` hold 16 heads (GPT-2 medium), 30-bit importance
