@@ -170,19 +170,17 @@ def glue_sha256(text: str, boxes: tuple[str, ...]) -> str:
     black-boxed part changed."""
     import hashlib
 
-    kept, box, inside = [], None, False
+    kept, inside, box = [], False, False  # in a black box or its submodule; in the box
     for line in text.splitlines(keepends=True):
         head = re.match(r"\s*module\s+\\?([^\s(]+)", line)
         if head:
             name = head.group(1)
-            inside = any(name == b or name.startswith(b + ".") for b in boxes)
-            box = name if name in boxes else None
-        if not inside or (box and (head or re.match(r"\s*(input|output|inout)\b", line))):
+            box = name in boxes
+            inside = box or any(name.startswith(b + ".") for b in boxes)
+        if not inside or (box and re.match(r"\s*(module|input|output|inout|endmodule)\b", line)):
             kept.append(line)
-        if re.match(r"\s*endmodule\b", line):
-            if inside and box:
-                kept.append(line)
-            inside, box = False, None
+        if re.match(r"\s*endmodule\b", line):  # what follows belongs to the next module
+            inside = box = False
     # Yosys' Verilog backend numbers its helper registers design-wide
     # (``\$auto$verilog_backend.cc:…$541``): renumber them in order of appearance.
     seen: dict[str, str] = {}

@@ -478,8 +478,8 @@ class TopK(wiring.Component):
         ``S[a * 2**LB] = H[a]`` and ``S[a * 2**LB + b] = H[a + 1] + C[a][b]``, with the same
         ``2**RB - 1`` counters but increments that are small functions of registered
         decodes (one-hot ``h``, thermometer ``h`` and ``l``) instead of ``2**RB - 1``
-        comparisons per lane, and a search over ``2 * 2**HB`` comparators, not
-        ``2**RB``. A beat presented with ``update`` is decoded into registers first and
+        comparisons per lane, and a search over ``2 * (2**HB - 1)`` comparators, not
+        ``2**RB - 1``. A beat presented with ``update`` is decoded into registers first and
         added one cycle later, so the counters include it two cycles after it is presented.
         A beat with ``start`` also begins a new histogram (the counters restart from its
         counts). Returns ``(H, C)``: ``H`` indexed ``a - 1``, ``C[a]`` indexed ``b - 1``.
