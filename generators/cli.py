@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from .config import ConfigError
-from .emit import BLOCKS, emit
+from hdl.blocks import BLOCKS, emit
 from .presets import PRESETS, get_config
 
 __all__ = ["main"]
@@ -796,7 +796,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from sim.tools import ToolNotFound, setup_env
+    from generators.tools import ToolNotFound, setup_env
 
     setup_env()
     args = _parser().parse_args(argv)

@@ -374,11 +374,17 @@ class SpAttenConfig:
         return self
 
     @property
+    def protected_score(self) -> int:
+        """The token selection score of a protected token (a sink or in the recent window):
+        ``2**core.imp_bits``, above every importance, so one top-k pass keeps every protected
+        token and the best of the rest (``docs/core.md``, Selection)."""
+        return 1 << self.core.imp_bits
+
+    @property
     def select_topk(self) -> TopKConfig:
         """The token/head top-k engine of the core: the local-value engine's lanes and
         capacity, one buffer (it runs once per layer), signed scores two bits wider than the
-        wider importance accumulator (a sign bit, and one bit for the value above every
-        importance that a protected token gets: ``docs/core.md``)."""
+        wider importance accumulator (a sign bit, and one bit for :attr:`protected_score`)."""
         c = self.core
         return TopKConfig(lanes=self.topk.lanes, capacity=self.topk.capacity,
                           score=QFormat(max(c.imp_bits, c.head_imp_bits) + 2, 0),

@@ -85,7 +85,7 @@ def run_demo(out: Path, *, quick: bool = False) -> int:
 
     from .cli import (SYNTH_COLUMNS, _table, bench_head, bench_topk, hier_breakdown,
                       run_synth_block)
-    from .emit import emit
+    from hdl.blocks import emit
 
     t_start = time.time()
     out.mkdir(parents=True, exist_ok=True)

@@ -15,14 +15,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from generators.config import SpAttenConfig
+from generators.dram import (BASES, PLANES, counters_bytes, keeplist_bytes, pack_row,
+                             row_addr, row_stride)
 from generators.numerics import QFormat
-from hdl.core.regs import BASE_OFFSET, BASES, FIELDS, OFFSETS, pack_register
 
 from .golden.attention import split_planes
-from .golden.core import (PLANES, LayerParams, Policy, counters_bytes, keeplist_bytes,
-                          pack_row, plane_bits, row_addr, row_stride)
+from .golden.core import LayerParams
+from .golden.select import Policy
 
-__all__ = ["MemoryMap", "random_layer", "layer_image", "descriptor", "register_writes"]
+__all__ = ["MemoryMap", "random_layer", "layer_image", "descriptor"]
 
 
 
@@ -37,7 +38,7 @@ class MemoryMap:
 
     @property
     def plane_span(self) -> int:
-        widest = max(row_stride(self.cfg, plane_bits(self.cfg, p)) for p in PLANES)
+        widest = max(row_stride(self.cfg, p) for p in PLANES)
         return self.cfg.core.heads * self.cfg.topk.capacity * widest
 
     @property
@@ -86,18 +87,18 @@ def layer_image(cfg: SpAttenConfig, qkv, bases: dict, write, *, positions=None):
     heads, n = q.shape[0], q.shape[1]
     kmsb, klsb = split_planes(k, a)
     vmsb, vlsb = split_planes(v, a)
-    planes = {"q": q, "kmsb": kmsb, "klsb": klsb, "vmsb": vmsb, "vlsb": vlsb}
+    planes = dict(zip(PLANES, (q, kmsb, klsb, vmsb, vlsb)))   # what a layer reads
     for h in range(heads):
         for t in (range(n) if positions is None else positions):
             for name, x in planes.items():
-                bits = plane_bits(cfg, name)
-                write(row_addr(cfg, bases[name], bits, h, t), pack_row(cfg, x[h, t], bits))
+                write(row_addr(cfg, bases[name], name, h, t), pack_row(cfg, x[h, t], name))
 
 
 def descriptor(cfg: SpAttenConfig, *, layer: int, heads: int, n: int, lp: LayerParams,
                bases: dict, generation: bool = False, newest: int | None = None,
                clear: bool = False, policy: Policy = Policy()) -> dict:
-    """The descriptor fields of ``hdl.core.regs.FIELDS`` and the base addresses."""
+    """The descriptor fields (``generators.regmap.descriptor_fields``) and the base
+    addresses."""
     return {"mode": int(generation), "clear": int(clear), "age_norm": int(policy.age_norm),
             "layer": layer, "heads": heads, "n": n,
             "newest": newest if generation else 0,
@@ -106,12 +107,3 @@ def descriptor(cfg: SpAttenConfig, *, layer: int, heads: int, n: int, lp: LayerP
             "msb_only": lp.msb_only, "threshold": lp.threshold,
             "sinks": policy.sinks, "recent": policy.recent,
             **{b: bases[b] for b in BASES}}
-
-
-def register_writes(d: dict) -> list[tuple[int, int]]:
-    """``(offset, value)`` writes that load descriptor ``d``, CTRL (with START) last."""
-    w = [(OFFSETS[name], pack_register(name, d)) for name in FIELDS if name != "CTRL"]
-    for i, b in enumerate(BASES):
-        w += [(BASE_OFFSET + 8 * i, d[b] & 0xFFFFFFFF), (BASE_OFFSET + 8 * i + 4, d[b] >> 32)]
-    w.append((OFFSETS["CTRL"], pack_register("CTRL", d) | 1))
-    return w

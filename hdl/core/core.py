@@ -60,10 +60,10 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from generators.config import ConfigError, SpAttenConfig
+from generators.dram import (COUNTER_INFO, COUNTER_WORDS, READ_PLANES, counters_bytes,
+                             plane_bits, row_bytes, row_stride)
 from generators.numerics import ceil_log2
 from generators.status import Status
-from sim.golden.core import (COUNTER_INFO, COUNTER_WORDS, counters_bytes, plane_bits, row_bytes,
-                             row_stride)
 
 from ..attn.head import Head
 from .axi import MAX_OUTSTANDING, Dma, axi4_signature
@@ -76,7 +76,7 @@ from .select import TokenSelect
 __all__ = ["SpAttenCore", "KINDS", "QUERY_FIFO_DEPTH", "PASS_FIFO_DEPTH"]
 
 # Read kinds: which buffer a returning row lands in.
-KINDS = ("q", "kmsb", "klsb", "vmsb", "vlsb")
+KINDS = READ_PLANES
 Q, KMSB, KLSB, VMSB, VLSB = range(len(KINDS))
 # Queries read ahead of the pass that uses them.
 QUERY_FIFO_DEPTH = 2
@@ -293,7 +293,7 @@ class SpAttenCore(wiring.Component):
         valid_l = Signal(c.layers)          # layer's masks written since CLEAR
         hmask = Signal(c.heads)              # kept heads of this layer
         hrem = Signal(c.heads)               # heads whose job is still to start
-        hcode, tcode, code = Signal(3), Signal(3), Signal(3)
+        hcode, tcode, code = Signal(Status), Signal(Status), Signal(Status)
         cyc = Signal(48)
         rd0, wr0 = Signal(48), Signal(48)
         outs = Signal(32)                    # output rows written in this layer

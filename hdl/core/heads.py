@@ -118,7 +118,7 @@ class HeadImportance(wiring.Component):
         cand = Signal(H)
         h = Signal(range(H + 1))
         kept = Signal(H)
-        code = Signal(3)
+        code = Signal(Status)
         for g in range(H):
             src_bit = Mux(cmd.all, 1, masks[cmd.src].bit_select(g, 1))
             up_bit = Mux(cmd.has_upper, masks[cmd.upper].bit_select(g, 1), 1)

@@ -97,7 +97,7 @@ def imp_word_layout(cfg: SpAttenConfig) -> data.StructLayout:
 
 
 def status_layout(cfg: SpAttenConfig) -> data.StructLayout:
-    return data.StructLayout({"code": unsigned(3),
+    return data.StructLayout({"code": Status,
                               "candidates": unsigned(cfg.topk.count_bits)})
 
 
@@ -161,7 +161,7 @@ class TokenSelect(wiring.Component):
         w = Signal(range(W + 1))           # next word to read (scores) or to write (masks)
         cands = Signal(t.count_bits + 1)
         prot = Signal(t.count_bits + 1)
-        code = Signal(3)
+        code = Signal(Status)
 
         # ---- importance writes, between commands -----------------------------------------
         m.d.comb += [imp_w.addr.eq(self.imp_in.payload.addr),

@@ -1,9 +1,10 @@
-"""Golden model of the SpAtten core: importance accumulation, cascade token and head pruning,
-generation policies and the DRAM traffic of a run. The specification is ``docs/core.md``.
+"""Golden model of the SpAtten core's execution: one layer descriptor at a time, its jobs,
+importance accumulation and the DRAM traffic of a run. The specification is ``docs/core.md``;
+the selection policy is :mod:`sim.golden.select`, the DRAM layout and register map the
+hardware shares are :mod:`generators.dram` and :mod:`generators.regmap`.
 
 Ref: SpAtten (HPCA 2021), Sections III-A (cascade token pruning), III-B (cascade head
-pruning), III-D (progressive quantization); ``../shared/docs/reference.md`` section 1 for
-the generation caveat (sink tokens, a recent window, age normalisation).
+pruning), III-D (progressive quantization).
 
 Everything is integers. One *job* is one head of one layer: its queries (all kept tokens in
 summarization, the newest token in generation) against its keys (the kept tokens), through
@@ -14,16 +15,9 @@ recomputation when the decision asks for it.
   every accepted pass adds the probability each key receives.
 - Head importance ``himp[h]`` (``core.head_imp_bits`` unsigned, saturating; output LSBs):
   every accepted pass adds ``sum(|out|)`` of its output vector.
-- Before a layer, the kept tokens are chosen among the candidates (the previous layer's kept
-  tokens; in generation also intersected with this layer's kept tokens of the previous step,
-  plus the new token) by the token/head top-k engine (``cfg.select_topk``) on their scores,
-  and likewise the kept heads. A pruned token or head is never a candidate again.
-- Generation policies: the first ``sinks`` positions and the last ``recent`` positions are
-  *protected* (kept whatever their score); the others compete on importance, or with
-  ``age_norm`` on ``(imp * R[age] + 2**(B-1)) >> B`` (``R`` from
-  :func:`generators.tables.age_recip_table`, age = steps since arrival, 1 for the new token).
-  In hardware the protected tokens get the score ``2**(imp_bits)`` (above every importance),
-  so one top-k pass keeps them and the best of the rest; the model does the same.
+- :func:`layer_step` runs one descriptor as the hardware does (the host drives layers one
+  START at a time); :func:`summarize` and :func:`decode_step` are runs of it over every
+  layer, in order.
 """
 
 from __future__ import annotations
@@ -33,26 +27,14 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from generators.config import SpAttenConfig
+from generators.dram import PLANES, row_bytes
 from generators.status import Status
-from generators.tables import age_recip_table
 
 from .attention import PassParams, head_pass, split_planes
-from .topk import topk_engine
+from .select import DescriptorError, Policy, age_normalise, protected, select
 
-__all__ = ["Status", "DescriptorError", "LayerParams", "Policy", "Traffic", "JobResult",
-           "LayerResult", "CoreState", "select", "age_normalise", "summarize", "decode_step",
-           "row_bytes", "row_stride", "row_addr", "pack_row", "unpack_row", "keeplist_bytes",
-           "keeplist_image", "BASES", "PLANES", "COUNTER_WORDS", "COUNTER_INFO", "plane_bits",
-           "base_align", "counters_bytes", "counters_image", "check_descriptor", "protected",
-           "layer_step"]
-
-
-class DescriptorError(ValueError):
-    """A descriptor the core refuses; ``status`` is the code the hardware reports."""
-
-    def __init__(self, status: Status, message: str):
-        super().__init__(f"{status.name}: {message}")
-        self.status = status
+__all__ = ["LayerParams", "Traffic", "JobResult", "LayerResult", "CoreState", "layer_step",
+           "summarize", "decode_step"]
 
 
 @dataclass(frozen=True)
@@ -86,158 +68,28 @@ class LayerParams:
             raise DescriptorError(Status.PARAMS, str(e)) from None
 
 
-@dataclass(frozen=True)
-class Policy:
-    """Generation policy: ``sinks`` first positions and ``recent`` last positions always
-    kept; ``age_norm`` ranks the others by importance per step since arrival."""
-
-    sinks: int = 0
-    recent: int = 0
-    age_norm: bool = False
-
-    def __post_init__(self):
-        for name in ("sinks", "recent"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise ValueError(f"{name} must be a non-negative integer, not {v!r}")
-
-
-def row_bytes(cfg: SpAttenConfig, bits: int) -> int:
-    """Bytes of one DRAM row of ``D`` elements of ``bits`` bits: packed, padded to whole bus
-    beats (``docs/core.md``, DRAM layout)."""
-    bus = cfg.core.bus_bytes
-    return -(-cfg.attn.head_dim * bits // (8 * bus)) * bus
-
-
-def row_stride(cfg: SpAttenConfig, bits: int) -> int:
-    """Distance in bytes between consecutive rows of a plane: the power of two at or above
-    :func:`row_bytes` (at most 4 KB, so a row never crosses a 4 KB page)."""
-    rb = row_bytes(cfg, bits)
-    stride = 1 << (rb - 1).bit_length()
-    if stride > 4096:
-        raise ValueError(f"a row of D = {cfg.attn.head_dim} elements of {bits} bits needs "
-                         f"{rb} bytes, more than one 4 KB page")
-    return stride
-
-
-def row_addr(cfg: SpAttenConfig, base: int, bits: int, head: int, pos: int) -> int:
-    """Byte address of row ``pos`` of head ``head`` in a plane at ``base``: every head owns
-    ``topk.capacity`` rows, so the layout does not change as a KV cache grows."""
-    return base + (head * cfg.topk.capacity + pos) * row_stride(cfg, bits)
-
-
-def pack_row(cfg: SpAttenConfig, values, bits: int) -> bytes:
-    """One DRAM row: ``D`` integers of ``bits`` bits (two's complement), element 0 in the
-    least significant bits of the first byte, padded with zeros to :func:`row_bytes`."""
-    word = 0
-    for i, v in enumerate(np.asarray(values, dtype=np.int64).tolist()):
-        word |= (int(v) & ((1 << bits) - 1)) << (i * bits)
-    return word.to_bytes(row_bytes(cfg, bits), "little")
-
-
-def unpack_row(cfg: SpAttenConfig, blob: bytes, bits: int, *, signed: bool) -> np.ndarray:
-    """The inverse of :func:`pack_row`."""
-    word = int.from_bytes(blob, "little")
-    mask, out = (1 << bits) - 1, []
-    for i in range(cfg.attn.head_dim):
-        v = (word >> (i * bits)) & mask
-        out.append(v - (1 << bits) if signed and v >> (bits - 1) else v)
-    return np.array(out, dtype=np.int64)
-
-
-def keeplist_image(cfg: SpAttenConfig, tokens, heads) -> bytes:
-    """What a layer writes at its KEEPLIST base: one header beat (bits 0..15 the kept token
-    count, 16..23 the kept head count, 32.. the kept head mask), then the kept positions as
-    16-bit little-endian words, padded to whole bus beats."""
-    bus = cfg.core.bus_bytes
-    tokens, heads = np.asarray(tokens).tolist(), np.asarray(heads).tolist()
-    mask = sum(1 << h for h in heads)
-    head = (len(tokens) | len(heads) << 16 | mask << 32).to_bytes(bus, "little")
-    body = b"".join(int(t).to_bytes(2, "little") for t in tokens)
-    return head + body + bytes(-len(body) % bus)
-
-
-def keeplist_bytes(cfg: SpAttenConfig, kept: int) -> int:
-    """Bytes a layer keeping ``kept`` tokens writes at KEEPLIST."""
-    bus = cfg.core.bus_bytes
-    return bus + -(-2 * kept // bus) * bus
-
-
-# The base addresses of a layer descriptor, in register order (``hdl.core.regs``); the first
-# six are planes of rows.
-BASES = ("q", "kmsb", "klsb", "vmsb", "vlsb", "out", "keeplist", "counters")
-PLANES = BASES[:6]
-COUNTER_WORDS = 4                       # 64-bit words of a counter record
-# The info word (word 3) of a counter record: (field, lowest bit, width); the hardware packs
-# it from this table too.
-COUNTER_INFO = (("layer", 0, 8), ("mode", 8, 1), ("tokens", 16, 16), ("heads", 32, 8),
-                ("written", 63, 1))
-
-
-def plane_bits(cfg: SpAttenConfig, name: str) -> int:
-    """Bits per element of the rows of plane ``name`` (one of :data:`PLANES`)."""
-    a = cfg.attn
-    bits = {"q": a.q_bits, "kmsb": a.msb_bits, "klsb": a.lsb_bits, "vmsb": a.msb_bits,
-            "vlsb": a.lsb_bits, "out": a.out.width}
-    if name not in bits:
-        raise ValueError(f"name must be one of {', '.join(PLANES)}, not {name!r}")
-    return bits[name]
-
-
-def base_align(cfg: SpAttenConfig, name: str) -> int:
-    """The alignment in bytes of descriptor base ``name`` (one of :data:`BASES`): a plane's
-    row stride, so that no row crosses a 4 KB page (one row is one AXI4 burst); the bus width
-    for the keep list and the counter record, which are written one beat per burst."""
-    if name not in BASES:
-        raise ValueError(f"name must be one of {', '.join(BASES)}, not {name!r}")
-    return row_stride(cfg, plane_bits(cfg, name)) if name in PLANES else cfg.core.bus_bytes
-
-
-def counters_bytes(cfg: SpAttenConfig) -> int:
-    """Bytes of a counter record at COUNTERS: 4 words of 8 bytes, padded to whole beats."""
-    bus = cfg.core.bus_bytes
-    return -(-8 * COUNTER_WORDS // bus) * bus
-
-
-def counters_image(cfg: SpAttenConfig, *, bytes_read: int, bytes_written: int, cycles: int,
-                   layer: int, generation: bool, tokens: int, heads: int) -> bytes:
-    """The counter record a layer that ran writes at its COUNTERS base, after its outputs
-    and its merge: 64-bit little-endian words ``bytes_read``, ``bytes_written`` (output rows
-    and the keep list; the record itself is not counted), ``cycles`` (from START to the
-    record's write; the RD, WR and CYC registers show the same three values), and an info
-    word (:data:`COUNTER_INFO`: bits 0..7 layer, bit 8 mode, bits 16..31 kept tokens, bits
-    32..39 kept heads, bit 63 set), padded to whole bus beats."""
-    fields = {"layer": layer, "mode": int(generation), "tokens": tokens, "heads": heads,
-              "written": 1}
-    if any(not 0 <= fields[f] < 1 << w for f, _, w in COUNTER_INFO):
-        raise ValueError(f"counter record info fields must fit {COUNTER_INFO}, not {fields}")
-    info = sum(fields[f] << lsb for f, lsb, _ in COUNTER_INFO)
-    words = (bytes_read, bytes_written, cycles, info)
-    if any(not 0 <= w < 1 << 64 for w in words):
-        raise ValueError(f"counter record words must fit 64 bits, not {words}")
-    text = b"".join(w.to_bytes(8, "little") for w in words)
-    return text + bytes(counters_bytes(cfg) - len(text))
-
-
 @dataclass
 class Traffic:
-    """DRAM bytes read and written, by kind."""
+    """DRAM bytes read and written, by plane (:data:`generators.dram.PLANES`)."""
 
     q: int = 0
-    k_msb: int = 0
-    k_lsb: int = 0
-    v_msb: int = 0
-    v_lsb: int = 0
+    kmsb: int = 0
+    klsb: int = 0
+    vmsb: int = 0
+    vlsb: int = 0
     out: int = 0
 
     @property
     def read(self) -> int:
-        return self.q + self.k_msb + self.k_lsb + self.v_msb + self.v_lsb
+        return self.q + self.kmsb + self.klsb + self.vmsb + self.vlsb
 
     def __iadd__(self, other: "Traffic") -> "Traffic":
         for f in fields(self):
             setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
         return self
+
+
+assert tuple(f.name for f in fields(Traffic)) == PLANES
 
 
 @dataclass(frozen=True)
@@ -265,56 +117,18 @@ class LayerResult:
 
 @dataclass
 class CoreState:
-    """What the core carries between layers and decode steps."""
+    """What the core carries between layers and decode steps: the importance, and per layer
+    the tokens and heads it kept the last time it ran since CLEAR (:meth:`empty`)."""
 
     imp: np.ndarray                         # (capacity,) token importance
     himp: np.ndarray                        # (heads,) head importance
-    tokens: list = field(default_factory=list)   # per layer: kept tokens of the last step
-    heads: list = field(default_factory=list)    # per layer: kept heads of the last step
-    length: int = 0                         # positions so far (generation)
-    kept: dict = field(default_factory=dict)     # layer -> (tokens, heads): layer_step
+    kept: dict = field(default_factory=dict)     # layer -> (tokens, heads)
+    length: int = 0                         # positions so far (decode_step)
 
     @classmethod
     def empty(cls, cfg: SpAttenConfig) -> "CoreState":
         return cls(imp=np.zeros(cfg.topk.capacity, dtype=np.int64),
                    himp=np.zeros(cfg.core.heads, dtype=np.int64))
-
-
-# ---- selection ------------------------------------------------------------------------
-def age_normalise(imp, age, cfg: SpAttenConfig) -> np.ndarray:
-    """``(imp * R[age] + 2**(B-1)) >> B``: importance per step since arrival, HALF_UP."""
-    b = cfg.core.age_frac_bits
-    r = np.asarray(age_recip_table(cfg), dtype=np.int64)[np.asarray(age, dtype=np.int64)]
-    return (np.asarray(imp, dtype=np.int64) * r + (1 << (b - 1))) >> b
-
-
-def select(cfg: SpAttenConfig, cand, scores, keep: int, *, protected=None) -> np.ndarray:
-    """The ``keep`` candidates (ids ``cand``, ascending) with the largest ``scores``, ties to
-    the earlier candidate, plus every ``protected`` one; in order. Raises
-    :class:`DescriptorError` when ``keep`` is 0 or more than the candidates, or smaller than
-    the protected count."""
-    cand = np.asarray(cand, dtype=np.int64)
-    keep = int(keep)
-    if not 1 <= keep <= cand.size:
-        raise DescriptorError(Status.KEEP_RANGE,
-                              f"keep must be in 1..{cand.size} (the candidates), not {keep}")
-    prot = np.zeros(cand.size, dtype=bool) if protected is None else np.asarray(protected)
-    if int(prot.sum()) > keep:
-        raise DescriptorError(Status.POLICY, f"{int(prot.sum())} protected tokens (sinks and "
-                              f"recent window) do not fit token_keep = {keep}")
-    if keep == cand.size:
-        return cand
-    sc = cfg.select_topk.score
-    top = 1 << max(cfg.core.imp_bits, cfg.core.head_imp_bits)
-    s = np.where(prot, top, np.asarray(scores, dtype=np.int64))
-    r = topk_engine(sc.check(s, "selection score"), keep, cfg.select_topk)
-    return cand[r.indices]
-
-
-def protected(cand, newest: int, policy: Policy) -> np.ndarray:
-    """Sinks (positions below ``sinks``) and the recent window (the last ``recent``
-    positions, the newest included)."""
-    return (cand < policy.sinks) | (cand > newest - policy.recent)
 
 
 # ---- one job --------------------------------------------------------------------------
@@ -332,9 +146,8 @@ def _job(cfg: SpAttenConfig, state: CoreState, h: int, queries, tokens, q, k, v,
     vmsb, vlsb = split_planes(v[h][tokens], a)
     pp = lp.pass_params(cfg)
     full_pp = PassParams(pp.scale, pp.shift, pp.keep, pp.threshold, 0)
-    t = Traffic(q=len(queries) * row_bytes(cfg, a.q_bits),
-                k_msb=len(tokens) * row_bytes(cfg, a.msb_bits),
-                out=len(queries) * row_bytes(cfg, a.out.width))
+    t = Traffic(q=len(queries) * row_bytes(cfg, "q"), kmsb=len(tokens) * row_bytes(cfg, "kmsb"),
+                out=len(queries) * row_bytes(cfg, "out"))
     k_lsb_loaded = False
     v_msb_rows: set[int] = set()
     v_lsb_rows: set[int] = set()
@@ -349,7 +162,7 @@ def _job(cfg: SpAttenConfig, state: CoreState, h: int, queries, tokens, q, k, v,
             r = head_pass(cfg, q[h][i], kmsb, klsb, vmsb, vlsb, full_pp)
             full = True
         if full and not k_lsb_loaded:
-            t.k_lsb = len(tokens) * row_bytes(cfg, a.lsb_bits)
+            t.klsb = len(tokens) * row_bytes(cfg, "klsb")
             k_lsb_loaded = True
         kept = r.kept_index.tolist()
         v_msb_rows.update(kept)
@@ -358,8 +171,8 @@ def _job(cfg: SpAttenConfig, state: CoreState, h: int, queries, tokens, q, k, v,
         state.imp[tokens] = np.minimum(state.imp[tokens] + r.probs, imp_max)
         state.himp[h] = min(int(state.himp[h]) + int(np.abs(r.out).sum()), himp_max)
         outs.append(r.out)
-    t.v_msb = len(v_msb_rows) * row_bytes(cfg, a.msb_bits)
-    t.v_lsb = len(v_lsb_rows) * row_bytes(cfg, a.lsb_bits)
+    t.vmsb = len(v_msb_rows) * row_bytes(cfg, "vmsb")
+    t.vlsb = len(v_lsb_rows) * row_bytes(cfg, "vlsb")
     out = np.array(outs, dtype=np.int64).reshape(len(queries), a.head_dim)
     return JobResult(head=h, out=out, refetched=refetched, traffic=t)
 
@@ -381,91 +194,21 @@ def _check_layer(cfg: SpAttenConfig, q, k, v, n: int):
     return heads
 
 
-def _run_layer(cfg, state, cand_tokens, cand_heads, q, k, v, lp: LayerParams, *, queries,
-               protected=None, tok_scores=None) -> LayerResult:
-    if lp.value_keep > lp.token_keep:
-        raise DescriptorError(Status.VALUE_KEEP, f"value_keep ({lp.value_keep}) must be at "
-                              f"most token_keep ({lp.token_keep})")
-    lp.pass_params(cfg)
-    scores = state.imp[cand_tokens] if tok_scores is None else tok_scores
-    tokens = select(cfg, cand_tokens, scores, lp.token_keep, protected=protected)
-    heads = select(cfg, cand_heads, state.himp[cand_heads], lp.head_keep)
-    qs = tokens if queries is None else np.asarray(queries, dtype=np.int64)
-    jobs, traffic = [], Traffic()
-    for h in heads.tolist():
-        j = _job(cfg, state, h, qs.tolist(), tokens, q, k, v, lp)
-        traffic += j.traffic
-        jobs.append(j)
-    return LayerResult(tokens=tokens, heads=heads, queries=qs, jobs=tuple(jobs),
-                       traffic=traffic)
+def _candidates(state: CoreState, layer: int, n: int, heads: int, generation: bool,
+                newest: int | None):
+    """The candidate tokens and heads of ``layer`` (see :func:`layer_step`)."""
+    prev = state.kept.get(layer - 1) if layer > 0 else None
+    if not generation:
+        return (prev[0], prev[1]) if prev else (np.arange(n), np.arange(heads))
+    own = state.kept.get(layer)
+    cand = np.union1d(own[0], [newest]) if own else np.arange(n)
+    hcand = own[1] if own else np.arange(heads)
+    if prev:
+        cand, hcand = cand[np.isin(cand, prev[0])], hcand[np.isin(hcand, prev[1])]
+    return cand, hcand
 
 
-# ---- the two modes ----------------------------------------------------------------------
-def summarize(cfg: SpAttenConfig, layers, params, state: CoreState | None = None):
-    """Summarization (BERT-like): every kept token is a query. ``layers`` holds one
-    ``(q, k, v)`` per layer, each ``(heads, n, D)`` integers (``q_bits`` and full
-    ``value_bits`` values); ``params`` one :class:`LayerParams` per layer. Returns
-    ``(results, state)``; the state's importance is cumulative over the layers."""
-    cfg.check_core()
-    if len(layers) != len(params):
-        raise ValueError(f"need one LayerParams per layer ({len(layers)}), not {len(params)}")
-    state = CoreState.empty(cfg) if state is None else state
-    results = []
-    tokens = heads = None
-    for (q, k, v), lp in zip(layers, params):
-        q, k, v = (np.asarray(x, dtype=np.int64) for x in (q, k, v))
-        n = q.shape[1] if q.ndim == 3 else 0
-        nh = _check_layer(cfg, q, k, v, n)
-        tokens = np.arange(n) if tokens is None else tokens
-        heads = np.arange(nh) if heads is None else heads
-        r = _run_layer(cfg, state, tokens, heads, q, k, v, lp, queries=None)
-        tokens, heads = r.tokens, r.heads
-        state.tokens.append(tokens)
-        state.heads.append(heads)
-        results.append(r)
-    return results, state
-
-
-def decode_step(cfg: SpAttenConfig, state: CoreState, layers, params,
-                policy: Policy = Policy()) -> list[LayerResult]:
-    """One generation step: the new token (position ``state.length``) is the only query.
-    ``layers`` holds one ``(q, k, v)`` per layer with ``state.length + 1`` positions (the
-    KV cache in DRAM, the new token's row last; only its Q row is read). Candidates of layer
-    ``l``: its kept tokens of the previous step plus the new token, within the tokens kept by
-    layer ``l - 1`` in this step (cascade). Updates ``state`` in place."""
-    cfg.check_core()
-    newest = state.length
-    n = newest + 1
-    if not state.tokens:
-        state.tokens = [np.zeros(0, dtype=np.int64) for _ in layers]
-    if len(layers) != len(params) or len(state.tokens) != len(layers):
-        raise ValueError(f"need one LayerParams per layer and the same layers every step "
-                         f"({len(state.tokens)}), not {len(layers)} and {len(params)}")
-    results = []
-    upper_t = upper_h = None
-    for li, ((q, k, v), lp) in enumerate(zip(layers, params)):
-        q, k, v = (np.asarray(x, dtype=np.int64) for x in (q, k, v))
-        nh = _check_layer(cfg, q, k, v, n)
-        if len(state.heads) < len(layers):
-            state.heads.append(np.arange(nh))
-        cand = np.append(state.tokens[li], newest)
-        if upper_t is not None:
-            cand = cand[np.isin(cand, upper_t)]
-        hcand = state.heads[li] if upper_h is None else \
-            state.heads[li][np.isin(state.heads[li], upper_h)]
-        prot = protected(cand, newest, policy)
-        scores = state.imp[cand]
-        if policy.age_norm:
-            scores = age_normalise(scores, newest - cand + 1, cfg)
-        r = _run_layer(cfg, state, cand, hcand, q, k, v, lp, queries=[newest],
-                       protected=prot, tok_scores=scores)
-        state.tokens[li], state.heads[li] = r.tokens, r.heads
-        upper_t, upper_h = r.tokens, r.heads
-        results.append(r)
-    state.length = n
-    return results
-
-
+# ---- one layer descriptor, and runs of them ---------------------------------------------
 def layer_step(cfg: SpAttenConfig, state: CoreState, layer: int, qkv, lp: LayerParams, *,
                generation: bool = False, newest: int | None = None,
                policy: Policy = Policy()) -> LayerResult:
@@ -480,57 +223,65 @@ def layer_step(cfg: SpAttenConfig, state: CoreState, layer: int, qkv, lp: LayerP
       the tokens this layer kept last time plus ``newest`` (every position if it has not run
       since CLEAR: a KV cache made elsewhere), and the heads it kept (all if it has not run),
       within those of layer ``layer - 1`` if it has run; ``policy`` protects sinks and the
-      recent window.
+      recent window, and with ``age_norm`` tokens compete on importance per step.
 
-    Raises :class:`DescriptorError` with the hardware's code and then changes nothing. Run in
-    order, from layer 0, this is :func:`summarize` and :func:`decode_step` (tested; a decode
-    step from an empty state sees every position here, only the newest there).
+    Raises :class:`~sim.golden.select.DescriptorError` with the hardware's code and then
+    changes nothing.
     """
     cfg.check_core()
     q, k, v = (np.asarray(x, dtype=np.int64) for x in qkv)
     n = q.shape[1] if q.ndim == 3 else 0
-    if generation:
-        if newest is None or not 0 <= newest < n:
-            raise ValueError(f"newest must be a position below {n}, not {newest!r}")
+    if generation and (newest is None or not 0 <= newest < n):
+        raise ValueError(f"newest must be a position below {n}, not {newest!r}")
     nh = _check_layer(cfg, q, k, v, n)
-    prev = state.kept.get(layer - 1) if layer > 0 else None
-    if not generation:
-        cand = prev[0] if prev else np.arange(n)
-        hcand = prev[1] if prev else np.arange(nh)
-        r = _run_layer(cfg, state, cand, hcand, q, k, v, lp, queries=None)
-    else:
-        own = state.kept.get(layer)
-        cand = np.union1d(own[0], [newest]) if own else np.arange(n)
-        hcand = own[1] if own else np.arange(nh)
-        if prev:
-            cand, hcand = cand[np.isin(cand, prev[0])], hcand[np.isin(hcand, prev[1])]
-        scores = state.imp[cand]
+    if lp.value_keep > lp.token_keep:
+        raise DescriptorError(Status.VALUE_KEEP, f"value_keep ({lp.value_keep}) must be at "
+                              f"most token_keep ({lp.token_keep})")
+    lp.pass_params(cfg)
+    cand, hcand = _candidates(state, layer, n, nh, generation, newest)
+    scores, prot = state.imp[cand], None
+    if generation:
+        prot = protected(cand, newest, policy)
         if policy.age_norm:
             scores = age_normalise(scores, newest - cand + 1, cfg)
-        r = _run_layer(cfg, state, cand, hcand, q, k, v, lp, queries=[newest],
-                       protected=protected(cand, newest, policy), tok_scores=scores)
-    state.kept[layer] = (r.tokens, r.heads)
-    return r
+    tokens = select(cfg, cand, scores, lp.token_keep, protected=prot)
+    heads = select(cfg, hcand, state.himp[hcand], lp.head_keep)
+    queries = np.array([newest], dtype=np.int64) if generation else tokens
+    jobs, traffic = [], Traffic()
+    for h in heads.tolist():
+        j = _job(cfg, state, h, queries.tolist(), tokens, q, k, v, lp)
+        traffic += j.traffic
+        jobs.append(j)
+    state.kept[layer] = (tokens, heads)
+    return LayerResult(tokens=tokens, heads=heads, queries=queries, jobs=tuple(jobs),
+                       traffic=traffic)
 
 
-def check_descriptor(cfg: SpAttenConfig, d: dict) -> Status:
-    """The host interface's checks of a layer descriptor at START (``hdl.core.regs``), in
-    order: ``ALIGN`` (a base address not a multiple of :func:`base_align` or not below
-    ``2**core.addr_bits``), ``GEOMETRY`` (``n`` of 0 or above ``topk.capacity``, heads of 0 or
-    above ``core.heads``, ``layer >= core.layers``, ``newest >= n`` in generation),
-    ``PARAMS`` (``scale`` wider than ``attn.scale_bits``, ``threshold`` above the largest
-    probability, ``age_norm`` outside generation), ``VALUE_KEEP`` (``value_keep >
-    token_keep``); else ``OK``. ``d`` holds the fields of ``hdl.core.regs.desc_layout`` plus
-    the base addresses (:data:`BASES`)."""
-    c, a, t = cfg.core, cfg.attn, cfg.topk
-    if any(d[b] % base_align(cfg, b) or d[b] >> c.addr_bits for b in BASES):
-        return Status.ALIGN
-    if not 1 <= d["n"] <= t.capacity or not 1 <= d["heads"] <= c.heads \
-            or d["layer"] >= c.layers or (d["mode"] and d["newest"] >= d["n"]):
-        return Status.GEOMETRY
-    if d["scale"] >> a.scale_bits or d["threshold"] > a.prob.max_raw \
-            or (d["age_norm"] and not d["mode"]):
-        return Status.PARAMS
-    if d["value_keep"] > d["token_keep"]:
-        return Status.VALUE_KEEP
-    return Status.OK
+def summarize(cfg: SpAttenConfig, layers, params, state: CoreState | None = None):
+    """Summarization (BERT-like): :func:`layer_step` over every layer in order, every kept
+    token a query. ``layers`` holds one ``(q, k, v)`` per layer, each ``(heads, n, D)``
+    integers (``q_bits`` and full ``value_bits`` values); ``params`` one :class:`LayerParams`
+    per layer. Returns ``(results, state)``; the importance is cumulative over the layers."""
+    if len(layers) != len(params):
+        raise ValueError(f"need one LayerParams per layer ({len(layers)}), not {len(params)}")
+    state = CoreState.empty(cfg) if state is None else state
+    results = [layer_step(cfg, state, li, qkv, lp)
+               for li, (qkv, lp) in enumerate(zip(layers, params))]
+    return results, state
+
+
+def decode_step(cfg: SpAttenConfig, state: CoreState, layers, params,
+                policy: Policy = Policy()) -> list[LayerResult]:
+    """One generation step: :func:`layer_step` over every layer in order with the new token
+    (position ``state.length``) as the only query. ``layers`` holds one ``(q, k, v)`` per
+    layer with ``state.length + 1`` positions (the KV cache in DRAM, the new token's row
+    last; only its Q row is read). Candidates of layer ``l``: its kept tokens of the previous
+    step plus the new token (every position before its first run since CLEAR), within the
+    tokens kept by layer ``l - 1`` in this step (cascade). Updates ``state`` in place."""
+    if len(layers) != len(params):
+        raise ValueError(f"need one LayerParams per layer ({len(layers)}), not {len(params)}")
+    newest = state.length
+    results = [layer_step(cfg, state, li, qkv, lp, generation=True, newest=newest,
+                          policy=policy) for li, (qkv, lp) in enumerate(zip(layers, params))]
+    state.length = newest + 1
+    return results

@@ -30,13 +30,14 @@ from cocotb.triggers import RisingEdge
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
 from generators.config import SpAttenConfig
-from hdl.core.regs import OFFSETS
+from generators.dram import (counters_bytes, counters_image, keeplist_bytes, keeplist_image,
+                             pack_row, row_addr, row_bytes, row_stride, unpack_row)
+from generators.regmap import COUNTERS, OFFSETS, register_writes, unpack_register
+from generators.status import Status
 from sim.attn_stim import pass_scale
-from sim.core_stim import MemoryMap, descriptor, layer_image, random_layer, register_writes
-from sim.golden.core import (CoreState, DescriptorError, LayerParams, Policy, Status,
-                             counters_bytes, counters_image, keeplist_bytes,
-                             keeplist_image, layer_step, pack_row, row_addr,
-                             row_bytes, row_stride, unpack_row)
+from sim.core_stim import MemoryMap, descriptor, layer_image, random_layer
+from sim.golden.core import CoreState, LayerParams, layer_step
+from sim.golden.select import DescriptorError, Policy
 from sim.harness import env
 
 CFG = SpAttenConfig.from_json(os.environ["TB_CONFIG"])
@@ -67,8 +68,8 @@ class Host:
         for off, val in register_writes(d):
             await self.axil.write_dword(off, val)
         for i in range(max_cycles // 50):
-            st = await self.axil.read_dword(OFFSETS["STATUS"])
-            if st & 2:
+            st = unpack_register("STATUS", await self.axil.read_dword(OFFSETS["STATUS"]))
+            if st["done"]:
                 break
             for _ in range(50):
                 await RisingEdge(self.dut.clk)
@@ -88,11 +89,11 @@ class Host:
             raise AssertionError(f"layer {d['layer']} not DONE after {max_cycles} cycles "
                                  f"(controller states {states})")
         regs = {}
-        for name in ("RD", "WR", "CYC"):
+        for name in COUNTERS:
             lo = await self.axil.read_dword(OFFSETS[name])
             hi = await self.axil.read_dword(OFFSETS[name] + 4)
             regs[name] = lo | hi << 32
-        return {"code": (st >> 8) & 7, **regs}
+        return {"code": st["code"], **regs}
 
 
 def _params(rng, n_cand, heads_cand, value_frac, msb_only):

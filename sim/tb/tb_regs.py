@@ -2,7 +2,7 @@
 cocotbext-axi's AXI4-Lite manager.
 
 Random layer descriptors, good and bad, are written field by field, then STARTed: a bad one
-must set DONE with ``sim.golden.core.check_descriptor``'s code and send nothing; a good one
+must set DONE with ``generators.regmap.check_descriptor``'s code and send nothing; a good one
 must come out on ``desc`` bit for bit, keep BUSY until the core's ``done`` beat, then show
 DONE and that beat's code. Every register reads back what was written; ID and the counters
 read as driven. ``desc`` is back-pressured at random. Environment: ``TB_CONFIG``,
@@ -16,9 +16,11 @@ from cocotb.triggers import ReadOnly, RisingEdge
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 
 from generators.config import SpAttenConfig
-from hdl.core.regs import BASES, ID_VALUE, OFFSETS, desc_layout, pack_register
-from sim.golden.core import Status, base_align, check_descriptor
-from sim.core_stim import register_writes
+from generators.dram import BASES, base_align
+from generators.regmap import (COUNTERS, ID_VALUE, OFFSETS, check_descriptor, pack_register,
+                               register_writes, unpack_register)
+from generators.status import Status
+from hdl.core.regs import desc_layout
 from sim.harness import env
 from sim.packing import unpack
 
@@ -84,7 +86,7 @@ async def descriptors(dut):
 
     cocotb.start_soon(monitor())
     assert await axil.read_dword(OFFSETS["ID"]) == ID_VALUE
-    for name, off in (("bytes_read", "RD"), ("bytes_written", "WR"), ("cycles", "CYC")):
+    for off, name in COUNTERS.items():
         lo = await axil.read_dword(OFFSETS[off])
         hi = await axil.read_dword(OFFSETS[off] + 4)
         assert lo | hi << 32 == counters[name], name
@@ -97,12 +99,12 @@ async def descriptors(dut):
         for off, val in _words(d).items():
             assert await axil.read_dword(off) == val, hex(off)
         before = len(got)
-        ctrl = pack_register("CTRL", d)
-        await axil.write_dword(OFFSETS["CTRL"], ctrl | 1)
+        ctrl = pack_register("CTRL", d)                       # START reads back as 0
+        await axil.write_dword(OFFSETS["CTRL"], pack_register("CTRL", {**d, "start": 1}))
         assert await axil.read_dword(OFFSETS["CTRL"]) == ctrl
         if want != Status.OK:
             st = await axil.read_dword(OFFSETS["STATUS"])
-            assert st == (2 | int(want) << 8), (j, hex(st), want)
+            assert st == pack_register("STATUS", {"done": 1, "code": want}), (j, hex(st), want)
             for _ in range(5):
                 await RisingEdge(dut.clk)
             assert len(got) == before, "a bad descriptor went out"
@@ -115,7 +117,7 @@ async def descriptors(dut):
             assert len(got) > before, f"descriptor {j}: nothing on desc, STATUS {st:#x}"
             beat = got[-1]
             assert all(beat[k] == d[k] for k in beat), (j, beat, d)
-            assert st == 1, f"STATUS {st:#x} is not BUSY"
+            assert st == pack_register("STATUS", {"busy": 1}), f"STATUS {st:#x} is not BUSY"
             code = rng.choice([0, 1, 3])
             dut.done__payload.value = code
             dut.done__valid.value = 1
@@ -123,6 +125,7 @@ async def descriptors(dut):
             while not int(dut.done__ready.value):
                 await RisingEdge(dut.clk)
             dut.done__valid.value = 0
-            assert await axil.read_dword(OFFSETS["STATUS"]) == (2 | code << 8)
+            st = await axil.read_dword(OFFSETS["STATUS"])
+            assert unpack_register("STATUS", st) == {"busy": 0, "done": 1, "code": code}
         codes.append(int(want))
     env.record("runs", {"descriptors": COUNT, "codes": codes, "good": len(got)})

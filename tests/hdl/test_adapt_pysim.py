@@ -301,7 +301,7 @@ def test_adapters_reject_bad_config():
 @pytest.mark.rtl
 @pytest.mark.parametrize("cls", [ToTopK, Chunker], ids=["totopk", "chunker"])
 def test_adapter_verilog_lint_clean(cls, tmp_path):
-    from sim.tools import setup_env
+    from generators.tools import setup_env
 
     setup_env()
     from amaranth.back import verilog

@@ -14,7 +14,8 @@ import pytest
 from generators.presets import PRESETS
 from hdl.core.heads import HeadImportance
 from sim import pysim
-from sim.golden.core import DescriptorError, Status, select
+from generators.status import Status
+from sim.golden.select import DescriptorError, select
 
 
 def _plan(cfg, rng, steps):

@@ -226,7 +226,7 @@ def test_probv_rejects_bad_config():
 
 @pytest.mark.rtl
 def test_probv_verilog_lint_clean(tmp_path):
-    from sim.tools import setup_env
+    from generators.tools import setup_env
 
     setup_env()
     from amaranth.back import verilog

@@ -211,7 +211,7 @@ def test_qk_rejects_other_configs():
 
 
 def test_qk_verilog_lint_clean(tmp_path):
-    from sim.tools import setup_env
+    from generators.tools import setup_env
 
     setup_env()
     from amaranth.back import verilog

@@ -17,8 +17,8 @@ import pytest
 from generators.presets import PRESETS
 from hdl.core.select import TokenSelect
 from sim import pysim
-from sim.golden.core import (DescriptorError, Policy, Status, age_normalise, protected,
-                             select)
+from generators.status import Status
+from sim.golden.select import DescriptorError, Policy, age_normalise, protected, select
 from sim.scoreboard import expected_beats
 
 

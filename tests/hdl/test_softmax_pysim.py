@@ -311,7 +311,7 @@ def test_softmax_throughput_and_latency():
 
 
 def test_softmax_verilog_lint_clean(tmp_path):
-    from sim.tools import setup_env
+    from generators.tools import setup_env
 
     setup_env()
     from amaranth.back import verilog

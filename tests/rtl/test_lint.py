@@ -3,7 +3,7 @@ in hdl/lint_waivers.vlt cover only the Amaranth back end's output style, each ex
 
 import pytest
 
-from generators.emit import BLOCKS, emit
+from hdl.blocks import BLOCKS, emit
 from generators.presets import PRESETS
 from sim.lint import constant_always, lint
 

@@ -20,7 +20,8 @@ from amaranth.lib.wiring import In, Out
 
 import synth
 from synth import flow, macro, report
-from synth.flow import MEMORY_MODES, TARGETS, SynthError, ToolMissing, run_synth, tool_versions
+from generators.tools import ToolNotFound
+from synth.flow import MEMORY_MODES, TARGETS, SynthError, run_synth, tool_versions
 
 pytestmark = pytest.mark.synth
 
@@ -363,12 +364,12 @@ def test_bad_verilog_is_one_line_error(tmp_path):
     message = str(info.value)
     assert "\n" not in message and "ERROR" in message and "syntax error" in message
     assert str(tmp_path / "w" / "cmos.log") in message
-    assert not isinstance(info.value, ToolMissing)
+    assert not isinstance(info.value, ToolNotFound)
     assert progress == ["yosys cmos…"]
 
 
 def test_missing_liberty(adder_v, tmp_path):
-    with pytest.raises(ToolMissing) as info:
+    with pytest.raises(ToolNotFound) as info:
         run_synth(adder_v, "t", "asic", tmp_path / "w", liberty=tmp_path / "missing.lib")
     assert "\n" not in str(info.value) and "missing.lib" in str(info.value)
     assert not (tmp_path / "w").exists()               # tools are checked before any work
@@ -376,7 +377,7 @@ def test_missing_liberty(adder_v, tmp_path):
 
 def test_missing_yosys(adder_v, tmp_path, monkeypatch):
     monkeypatch.setenv("YOSYS", str(tmp_path / "no-yosys"))
-    with pytest.raises(ToolMissing, match="YOSYS"):
+    with pytest.raises(ToolNotFound, match="YOSYS"):
         run_synth(adder_v, "t", "cmos", tmp_path / "w")
 
 

@@ -4,7 +4,7 @@ head --breakdown`."""
 import pytest
 
 from generators.cli import area_breakdown
-from generators.emit import emit
+from hdl.blocks import emit
 from generators.presets import PRESETS
 from synth import run_synth
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from generators.emit import emit
+from hdl.blocks import emit
 from generators.presets import PRESETS
 from synth import run_synth
 

@@ -1,4 +1,4 @@
-"""sim.golden.core (the core's spec) against brute-force re-derivations: selection with
+"""sim.golden.core and sim.golden.select (the core's spec) against brute-force re-derivations: selection with
 protected tokens, age normalisation, importance accumulation with saturation, cascade
 pruning across layers and decode steps, the DRAM traffic rule and descriptor errors."""
 
@@ -12,11 +12,13 @@ from generators.config import ConfigError
 from generators.presets import PRESETS
 from generators.tables import age_recip_table
 from sim.golden.attention import PassParams, head_pass, scale_for, split_planes
-from sim.golden.core import (CoreState, DescriptorError, LayerParams, Policy, Status,
-                             BASES, age_normalise, counters_bytes, counters_image,
-                             decode_step, keeplist_bytes, keeplist_image,
-                             layer_step, pack_row, row_addr, row_bytes, row_stride, select,
-                             summarize, unpack_row)
+from generators.dram import (BASES, counters_bytes, counters_image, keeplist_bytes,
+                             keeplist_image, pack_row, row_addr, row_bytes, row_stride,
+                             unpack_row)
+from generators.regmap import check_descriptor
+from generators.status import Status
+from sim.golden.core import CoreState, LayerParams, decode_step, layer_step, summarize
+from sim.golden.select import DescriptorError, Policy, age_normalise, select
 
 CI = PRESETS["ci"]
 
@@ -115,9 +117,9 @@ def _brute_job(cfg, h, queries, tokens, q, k, v, lp, imp, himp):
             imp[t] = min(imp[t] + int(r.probs[j]), (1 << cfg.core.imp_bits) - 1)
         himp[h] = min(himp[h] + int(np.abs(r.out).sum()), (1 << cfg.core.head_imp_bits) - 1)
         outs.append(r.out.tolist())
-    bytes_ = {"q": len(queries) * rb(a.q_bits), "k_msb": len(tokens) * rb(a.msb_bits),
-              "k_lsb": len(tokens) * rb(a.lsb_bits) * k_lsb, "v_msb": len(vm) * rb(a.msb_bits),
-              "v_lsb": len(vl) * rb(a.lsb_bits), "out": len(queries) * rb(a.out.width)}
+    bytes_ = {"q": len(queries) * rb(a.q_bits), "kmsb": len(tokens) * rb(a.msb_bits),
+              "klsb": len(tokens) * rb(a.lsb_bits) * k_lsb, "vmsb": len(vm) * rb(a.msb_bits),
+              "vlsb": len(vl) * rb(a.lsb_bits), "out": len(queries) * rb(a.out.width)}
     return outs, bytes_
 
 
@@ -184,7 +186,8 @@ def test_decode_policies_and_cascade():
         params = [_lp(cfg, token_keep=keep0, head_keep=heads, value_keep=min(keep0, 4)),
                   _lp(cfg, token_keep=min(keep0, 8), head_keep=1 if s > 5 else heads,
                       value_keep=min(keep0, 8, 3))]
-        before = [set(t.tolist()) | {s} for t in state.tokens] if state.tokens else None
+        before = ([set(state.kept[li][0].tolist()) | {s} for li in range(nl)]
+                  if state.kept else None)
         res = decode_step(cfg, state, [(q[:, :n], k[:, :n], v[:, :n]) for q, k, v in full],
                           params, policy)
         assert state.length == n
@@ -213,27 +216,27 @@ def test_decode_age_normalisation_ranks_by_importance_per_step():
     kept = {}
     for age_norm in (False, True):
         state = CoreState.empty(cfg)
-        state.length, state.tokens = 9, [np.arange(9)]      # positions 0..8; 9 is new
+        state.length, state.kept = 9, {0: (np.arange(9), np.arange(1))}   # 9 is new
         state.imp[:9] = [90, 80, 70, 60, 50, 40, 30, 20, 10]  # ages 10..2: 9, 8.9, ..., 5
         decode_step(cfg, state, [(q, k, v)],
                     [_lp(cfg, token_keep=4, head_keep=1, value_keep=4)],
                     Policy(recent=1, age_norm=age_norm))
-        kept[age_norm] = state.tokens[0].tolist()
+        kept[age_norm] = state.kept[0][0].tolist()
     assert kept[False] == [0, 1, 2, 9]
     # (imp * R[age] + half) >> B with R = round(2**12 / age): 9, 9, 9, 9, 8, 8, 8, 7, 5
     assert kept[True] == [0, 1, 2, 9]
     state = CoreState.empty(cfg)
-    state.length, state.tokens = 9, [np.arange(9)]
+    state.length, state.kept = 9, {0: (np.arange(9), np.arange(1))}
     state.imp[:9] = [20, 20, 20, 20, 20, 20, 30, 30, 12]    # young tokens 6, 7, 8 lead per step
     decode_step(cfg, state, [(q, k, v)], [_lp(cfg, token_keep=4, head_keep=1, value_keep=4)],
                 Policy(recent=1, age_norm=True))
-    assert state.tokens[0].tolist() == [6, 7, 8, 9]
+    assert state.kept[0][0].tolist() == [6, 7, 8, 9]
     state = CoreState.empty(cfg)
-    state.length, state.tokens = 9, [np.arange(9)]
+    state.length, state.kept = 9, {0: (np.arange(9), np.arange(1))}
     state.imp[:9] = [20, 20, 20, 20, 20, 20, 30, 30, 12]
     decode_step(cfg, state, [(q, k, v)], [_lp(cfg, token_keep=4, head_keep=1, value_keep=4)],
                 Policy(recent=1, age_norm=False))
-    assert state.tokens[0].tolist() == [0, 6, 7, 9]
+    assert state.kept[0][0].tolist() == [0, 6, 7, 9]
 
 
 @pytest.mark.parametrize("params,status", [
@@ -275,7 +278,6 @@ def test_core_config_checks():
 
 
 def test_check_descriptor_rules_in_order():
-    from sim.golden.core import check_descriptor
     cfg = CI
     good = {"mode": 1, "age_norm": 1, "layer": 3, "heads": 4, "n": 64, "newest": 63,
             "token_keep": 10, "value_keep": 10, "scale": 4095, "threshold": 127,
@@ -373,6 +375,6 @@ def test_counters_image_layout():
     rec = counters_image(paper, bytes_read=1, bytes_written=2, cycles=3, layer=0,
                          generation=False, tokens=1, heads=1)
     assert len(rec) == 64 and rec[32:] == bytes(32)
-    with pytest.raises(ValueError, match="fit 64 bits"):
+    with pytest.raises(ValueError, match="bytes_read must fit 64 bits"):
         counters_image(CI, bytes_read=-1, bytes_written=0, cycles=0, layer=0,
                        generation=False, tokens=1, heads=1)

@@ -103,7 +103,7 @@ def test_dense_traffic_bounds_pruned_on_every_row(pruned, dense, name):
     cfg = PRESETS[name]
     for row in pruned.rows + dense.rows:
         p, d = row_traffic(cfg, row), dense_traffic(cfg, row)
-        for kind in ("q", "k_msb", "k_lsb", "v_msb", "v_lsb", "out"):
+        for kind in ("q", "kmsb", "klsb", "vmsb", "vlsb", "out"):
             assert getattr(d, kind) >= getattr(p, kind), (row, kind)
     # The dense trace prunes nothing: its traffic is the dense traffic.
     assert all(row_traffic(cfg, r) == dense_traffic(cfg, r) for r in dense.rows)
@@ -239,11 +239,11 @@ def test_sample_spacing(n, count):
 def test_row_traffic_msb_only_by_hand():
     t = row_traffic(PAPER, _row())
     assert isinstance(t, Traffic)
-    assert t == Traffic(q=128, k_msb=40 * 64, k_lsb=0, v_msb=10 * 64, v_lsb=0, out=128)
+    assert t == Traffic(q=128, kmsb=40 * 64, klsb=0, vmsb=10 * 64, vlsb=0, out=128)
 
 
 def test_row_traffic_requantized_and_unquantized_by_hand():
-    full = Traffic(q=128, k_msb=40 * 64, k_lsb=40 * 64, v_msb=10 * 64, v_lsb=10 * 64, out=128)
+    full = Traffic(q=128, kmsb=40 * 64, klsb=40 * 64, vmsb=10 * 64, vlsb=10 * 64, out=128)
     assert row_traffic(PAPER, _row(if_requant=True)) == full
     assert row_traffic(PAPER, _row(**UNQUANT)) == full
 
@@ -253,15 +253,15 @@ def test_row_traffic_padding_six_bit_msb():
     # bytes is 128 on 64 bytes, 96 on 32; 4-bit LSB 32 bytes is 64 on 64, 32 on 32.
     six = replace(PAPER, attn=replace(PAPER.attn, msb_bits=6))
     assert row_traffic(six, _row(if_requant=True)) == Traffic(
-        q=128, k_msb=40 * 64, k_lsb=40 * 64, v_msb=10 * 64, v_lsb=10 * 64, out=128)
+        q=128, kmsb=40 * 64, klsb=40 * 64, vmsb=10 * 64, vlsb=10 * 64, out=128)
     narrow = replace(six, core=replace(six.core, bus_bytes=32))
     assert row_traffic(narrow, _row(if_requant=True)) == Traffic(
-        q=96, k_msb=40 * 64, k_lsb=40 * 32, v_msb=10 * 64, v_lsb=10 * 32, out=96)
+        q=96, kmsb=40 * 64, klsb=40 * 32, vmsb=10 * 64, vlsb=10 * 32, out=96)
 
 
 def test_dense_traffic_by_hand():
-    assert dense_traffic(PAPER, _row()) == Traffic(q=128, k_msb=100 * 64, k_lsb=100 * 64,
-                                                   v_msb=100 * 64, v_lsb=100 * 64, out=128)
+    assert dense_traffic(PAPER, _row()) == Traffic(q=128, kmsb=100 * 64, klsb=100 * 64,
+                                                   vmsb=100 * 64, vlsb=100 * 64, out=128)
 
 
 def test_traffic_refuses_other_geometry():

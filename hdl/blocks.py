@@ -1,7 +1,9 @@
-"""Verilog generation with a manifest (config, tool versions, hashes).
+"""The generator's blocks: their names, their components, and their Verilog with a manifest.
 
-``emit(cfg, block, out_dir)`` writes ``<top>.v`` and ``manifest.json`` and returns their
-paths. The Verilog is what every simulation and synthesis run reads.
+:data:`BLOCKS` names every block a user can generate, simulate or synthesize;
+``emit(cfg, block, out_dir)`` writes ``<top>.v`` and ``manifest.json`` (config, tool
+versions, hashes) and returns their paths. The Verilog is what every simulation and
+synthesis run reads.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from .config import SpAttenConfig
+from generators.config import SpAttenConfig
+from generators.tools import setup_env
 
 __all__ = ["BLOCKS", "Emitted", "emit", "build_component", "top_name"]
 
@@ -60,47 +63,47 @@ def build_component(cfg: SpAttenConfig, block: str):
     """The Amaranth component of ``block`` for ``cfg``."""
     _check_block(block)
     if block == "topk":
-        from hdl.topk import TopK
+        from .topk import TopK
 
         return TopK(cfg.topk)
     if block == "qk":
-        from hdl.attn.qk import QKArray
+        from .attn.qk import QKArray
 
         return QKArray(cfg)
     if block == "softmax":
-        from hdl.attn.softmax import Softmax
+        from .attn.softmax import Softmax
 
         return Softmax(cfg)
     if block == "pv":
-        from hdl.attn.pv import ProbV
+        from .attn.pv import ProbV
 
         return ProbV(cfg)
     if block == "head":
-        from hdl.attn.head import Head
+        from .attn.head import Head
 
         return Head(cfg)
     if block == "dma":
-        from hdl.core.axi import Dma
+        from .core.axi import Dma
 
         return Dma(cfg)
     if block == "regs":
-        from hdl.core.regs import HostRegs
+        from .core.regs import HostRegs
 
         return HostRegs(cfg)
     if block == "heads":
-        from hdl.core.heads import HeadImportance
+        from .core.heads import HeadImportance
 
         return HeadImportance(cfg)
     if block == "importance":
-        from hdl.core.importance import SlotAccumulator
+        from .core.importance import SlotAccumulator
 
         return SlotAccumulator(cfg)
     if block == "select":
-        from hdl.core.select import TokenSelect
+        from .core.select import TokenSelect
 
         return TokenSelect(cfg)
     if block == "core":
-        from hdl.core.core import SpAttenCore
+        from .core.core import SpAttenCore
 
         return SpAttenCore(cfg)
     raise AssertionError(block)  # pragma: no cover - BLOCKS and this switch agree
@@ -125,8 +128,6 @@ def _versions() -> dict:
 
 
 def emit(cfg: SpAttenConfig, block: str, out_dir: Path) -> Emitted:
-    from sim.tools import setup_env
-
     setup_env()
     from amaranth.back import verilog
 
