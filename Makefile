@@ -1,6 +1,7 @@
-# Two entry points on a fresh Debian machine (as root): `make demo` and `make test`.
-# Both bootstrap what they need: apt packages only when missing, a .venv with the pinned
-# requirements, and warm YoWASP caches (the first Wasm JIT of Yosys takes ~30-50 s).
+# Entry points on a fresh Debian machine (as root): `make demo`, `make test`, `make check`,
+# `make report`, `make bench`. Each bootstraps what it needs first and says how long that
+# took: apt packages only when missing, a .venv with the pinned requirements, and warm
+# YoWASP caches (the first Wasm JIT of Yosys takes ~30-50 s).
 
 SHELL := /bin/bash
 PY ?= python3
@@ -10,21 +11,38 @@ STAMP := $(VENV)/.installed
 APT_PKGS := iverilog opensta qflow-tech-osu018
 LIBERTY := /usr/share/qflow/tech/osu018/osu018_stdcells.lib
 PYTEST_ARGS ?=
+# Run a target after the bootstrap, reporting the bootstrap's time on its own.
+BOOTSTRAPPED = @start=$$(date +%s); $(MAKE) --no-print-directory bootstrap; \
+	echo "bootstrap (apt packages, .venv, tool caches): $$(( $$(date +%s) - start )) s"
 
-.PHONY: demo test bench bootstrap apt venv warm clean help
+.PHONY: demo report test check bench bootstrap apt venv warm clean help
 
 help:
-	@echo "make demo   generate, simulate against the golden model, synthesize, bench -> build/report.md"
-	@echo "make test   the full test suite"
-	@echo "make bench  the top-k latency sweep (build/bench/)"
+	@echo "make demo    the main job in ~10 min: generate, lint, simulate against the golden model,"
+	@echo "             synthesize (ASIC, ECP5 place and route), bench -> build/demo/report.md"
+	@echo "make test    the full test suite (all tiers, ~10 min on 2 cores)"
+	@echo "make check   the fast tier (< 1 min): run it before every commit"
+	@echo "make report  the paper-scale report (spatten demo --full, ~1 h) -> build/report/report.md"
+	@echo "make bench   the top-k latency sweep at paper (build/bench/)"
 
-demo: bootstrap
-	$(BIN)/spatten demo --out build
+demo:
+	$(BOOTSTRAPPED)
+	$(BIN)/spatten demo --out build/demo
 
-test: bootstrap
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -q $(PYTEST_ARGS) tests
+report:
+	$(BOOTSTRAPPED)
+	$(BIN)/spatten demo --full --out build/report
 
-bench: bootstrap
+test:
+	$(BOOTSTRAPPED)
+	$(BIN)/python -m pytest -n 2 -q $(PYTEST_ARGS) tests
+
+check:
+	$(BOOTSTRAPPED)
+	$(BIN)/python -m pytest -n 2 -q -m "not rtl and not synth and not slow" $(PYTEST_ARGS) tests/unit
+
+bench:
+	$(BOOTSTRAPPED)
 	$(BIN)/spatten bench topk --config paper --out build/bench
 
 bootstrap: apt $(STAMP) warm

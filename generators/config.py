@@ -5,24 +5,17 @@ testbench stimulus and the synthesis run. Invalid values are rejected at constru
 message naming the field, the rule and the value (``lanes must be a power of two, not 6``).
 Variants are made with :func:`dataclasses.replace`, never by mutation.
 
-Configs round-trip through JSON (to carry them into a cocotb process and into reports) and can
-be loaded from TOML files::
-
-    [topk]
-    lanes = 16
-    capacity = 1024
-    score = "s12f0"
-    radix_bits = 6
-    buffers = 2
+Configs round-trip through JSON (to carry them into a cocotb process and into reports). A
+TOML file names a preset it starts from and overrides fields of it
+(:func:`generators.presets.load_toml`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import tomllib
+import re
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 from .numerics import QFormat, bits_for, ceil_log2
@@ -32,6 +25,10 @@ __all__ = ["TopKConfig", "AttentionConfig", "CoreConfig", "SpAttenConfig", "Conf
 
 class ConfigError(ValueError):
     """A configuration value breaks a rule (subclass of ``ValueError``)."""
+
+
+# A config name: it becomes part of folder names, so no separators and no leading dot.
+_NAME = re.compile(r"[A-Za-z0-9_+][A-Za-z0-9_.+-]{0,63}")
 
 
 def _is_pow2(n: int) -> bool:
@@ -320,7 +317,7 @@ class CoreConfig:
     @property
     def tag(self) -> str:
         return (f"h{self.heads}-l{self.layers}-i{self.imp_bits}-j{self.head_imp_bits}-a{self.age_frac_bits}"
-                f"-s{self.select_radix_bits}-b{self.bus_bytes}")
+                f"-s{self.select_radix_bits}-b{self.bus_bytes}-ad{self.addr_bits}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -335,6 +332,10 @@ class SpAttenConfig:
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
             raise ConfigError(f"name must be a non-empty string, not {self.name!r}")
+        if not _NAME.fullmatch(self.name):
+            raise ConfigError(f"name must be letters, digits, '_', '-', '+' or '.' (not "
+                              f"starting with '.' or '-'; it names build folders), not "
+                              f"{self.name!r}")
         if not isinstance(self.topk, TopKConfig):
             raise ConfigError(f"topk must be a TopKConfig, not {self.topk!r}")
         if not isinstance(self.attn, AttentionConfig):
@@ -392,7 +393,8 @@ class SpAttenConfig:
 
     @property
     def tag(self) -> str:
-        return f"{self.name}-{self.topk.tag}-{self.attn.tag}"
+        """A short, stable id of the whole config (build folders, report rows)."""
+        return f"{self.name}-{self.topk.tag}-{self.attn.tag}-{self.core.tag}"
 
     # Serialisation --------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -408,18 +410,6 @@ class SpAttenConfig:
     @classmethod
     def from_json(cls, text: str) -> "SpAttenConfig":
         return cls.from_dict(json.loads(text))
-
-    @classmethod
-    def from_toml(cls, path: str | Path) -> "SpAttenConfig":
-        path = Path(path)
-        try:
-            d = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
-        d.setdefault("name", path.stem)
-        return cls.from_dict(d)
 
 
 def _to_dict(obj) -> dict:

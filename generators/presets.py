@@ -26,12 +26,14 @@ reach saturation) and an 8-byte bus (so rows span several beats).
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import replace
+from pathlib import Path
 
 from .config import AttentionConfig, ConfigError, CoreConfig, SpAttenConfig, TopKConfig
 from .numerics import QFormat
 
-__all__ = ["PRESETS", "get_config"]
+__all__ = ["PRESETS", "get_config", "load_toml"]
 
 _PAPER = SpAttenConfig(
     name="paper",
@@ -60,11 +62,50 @@ PRESETS: dict[str, SpAttenConfig] = {
         attn=replace(_PAPER.attn, qk_multipliers=64, pv_multipliers=64, topk_engines=2)),
 }
 
-def get_config(name_or_path: str) -> SpAttenConfig:
-    """A preset by name, or a config loaded from a ``.toml`` file."""
+def load_toml(path) -> SpAttenConfig:
+    """A config from a TOML file: ``base`` names the preset it starts from, each table
+    (``[topk]``, ``[attn]``, ``[core]``) overrides fields of that preset's part, ``name``
+    (default: the file's stem) names the result::
+
+        base = "paper"
+        name = "mine"
+        [topk]
+        radix_bits = 4
+
+    A file without ``base`` is refused: there is no silent fallback to class defaults."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config {path} is a folder, not a .toml file")
+    try:
+        d = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"config file {path} cannot be read: {e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+    base = d.pop("base", None)
+    if base not in PRESETS:
+        why = "does not name" if base is None else f"names an unknown base {base!r}, not"
+        choices = " or ".join(f'"{p}"' for p in PRESETS)
+        raise ConfigError(f"config file {path} {why} the preset it starts from: add "
+                          f"base = {choices}")
+    merged = PRESETS[base].to_dict()
+    merged["name"] = d.pop("name", path.stem)
+    for key, value in d.items():
+        if isinstance(merged.get(key), dict) and isinstance(value, dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value   # unknown keys and non-tables: from_dict names them
+    return SpAttenConfig.from_dict(merged)
+
+
+def get_config(name_or_path) -> SpAttenConfig:
+    """A preset by name, or a config loaded from a ``.toml`` file (:func:`load_toml`)."""
     if name_or_path in PRESETS:
         return PRESETS[name_or_path]
-    if str(name_or_path).endswith(".toml"):
-        return SpAttenConfig.from_toml(name_or_path)
+    text = str(name_or_path)
+    if text.endswith(".toml") or (text and Path(text).is_dir()):
+        return load_toml(name_or_path)
     raise ConfigError(f"config must be a preset ({', '.join(PRESETS)}) or a .toml file, "
-                      f"not {name_or_path!r}")
+                      f"not {text!r}")

@@ -111,7 +111,10 @@ def build_component(cfg: SpAttenConfig, block: str):
 
 def _write_atomic(path: Path, text: str):
     """Write ``path`` through a temporary file and a rename, so that a simulator started by
-    another process (pytest -n 2) never reads it half written."""
+    another process never reads it half written; an identical file is left alone (its
+    modification time too, so a simulator's build stays current)."""
+    if path.is_file() and path.read_text() == text:
+        return
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)

@@ -3,7 +3,7 @@
 Each block's testbench module (``tb_<block>.py``) calls :func:`random_passes_test` or
 :func:`bench_test`. Configured, like ``tb_topk``, by environment variables from
 ``sim.runner``: ``TB_CONFIG``, ``TB_PACKETS`` (passes per stall setting), ``TB_STALLS``
-(``in:out`` pairs), ``TB_SEED``, ``TB_BENCH`` (``n:keep`` pairs, head only), ``TB_RESULT``.
+(``in:out`` pairs, or ``in:out:passes``: ``sim.harness.env``), ``TB_SEED``, ``TB_BENCH`` (``n:keep`` pairs, head only), ``TB_RESULT``.
 
 Every input stream gets random bubbles and every output stream random back-pressure; every
 output beat is compared bit for bit, in order, with the golden model's (``sim.attn_stim``),
@@ -31,7 +31,6 @@ from sim.harness.multi import MultiPump
 from sim.scoreboard import StreamChecker
 
 CFG = SpAttenConfig.from_json(os.environ["TB_CONFIG"])
-PASSES = int(os.environ.get("TB_PACKETS", "20"))
 STALLS = env.stalls()
 BENCH = os.environ.get("TB_BENCH")
 SEED = int(os.environ.get("TB_SEED", "0"))
@@ -164,12 +163,21 @@ async def random_passes_test(dut, block: str, stall):
     in_stall, out_stall = stall
     rng = await env.start(dut)
     nprng = np.random.default_rng([SEED, int(in_stall * 10), int(out_stall * 10)])
-    queries = make_queries(CFG, nprng, PASSES)
+    queries = make_queries(CFG, nprng, env.packets(stall, 20))
     chk = StreamChecker(context=f"{block} {CFG.tag} seed={SEED} stall={in_stall}:{out_stall}")
     pump = _pump(dut, block, CFG, rng, in_stall, out_stall)
     host = Host(block, CFG, pump, chk, queries, nprng)
+    total = sum(len(beats) for q in queries for p in q
+                if not (block == "pv" and p.result.refetch)
+                for beats in _expected(block, CFG, p).values())
+
+    def on_beat(stream, beat, cycle):
+        host.on_beat(stream, beat, cycle)
+        env.advance(sum(chk.checked.values()), total,
+                    f"output beats, stall {in_stall}:{out_stall}")
+
     host.issue()
-    finished = await pump.run(on_beat=host.on_beat,
+    finished = await pump.run(on_beat=on_beat,
                               done=lambda: host.done() or host.failed(),
                               max_cycles=_budget(CFG, queries, max(stall)))
     report = chk.finish()
@@ -192,10 +200,13 @@ async def bench_test(dut):
     rng = await env.start(dut)
     nprng = np.random.default_rng(SEED)
     kpc = CFG.attn.keys_per_cycle
-    for pair in BENCH.split(","):
+    count = env.packets((0.0, 0.0), 20)
+    pairs = BENCH.split(",")
+    for i, pair in enumerate(pairs):
+        env.advance(i, len(pairs), "bench points")
         n, keep = (int(x) for x in pair.split(":"))
         passes = [S.random_pass(CFG, nprng, n, kind=S.KINDS[j % 3], keep=keep, msb_only=0,
-                                threshold=0) for j in range(PASSES)]
+                                threshold=0) for j in range(count)]
         for serial in (True, False):
             chk = StreamChecker(context=f"head bench {n}:{keep}")
             pump = _pump(dut, "head", CFG, rng, 0.0, 0.0)

@@ -161,6 +161,7 @@ class Session:
         self.state = CoreState.empty(CFG)
         self.log = {"stall": [0.0, pause], "layers": [], "refetched": 0, "msb_kept": 0,
                     "codes": []}
+        self.total = None      # layers this session will run (its progress)
 
     async def layer(self, qkv, layer, lp, *, heads, generation=False, newest=None,
                     policy=Policy(), clear=False, step=0, bad=None, inject=None,
@@ -196,6 +197,8 @@ class Session:
         restore = _inject(self.ram, *inject) if inject else (lambda: None)
         got = await self.host.run_layer(d, budget)
         restore()
+        env.advance(len(self.log["codes"]) + 1, self.total,
+                    f"layers, AXI pauses {self.log['stall'][1]}")
         self.log["codes"].append(int(got["code"]))
         assert got["code"] == want, f"layer {layer} step {step}: code {got['code']}, " \
                                     f"expected {want!r}"
@@ -259,6 +262,7 @@ async def layers_against_golden(dut, stall):
     nmax = n0 + STEPS
     mm = MemoryMap(CFG, layers=L, steps=STEPS + 5)
     ses = Session(dut, mm, stall[1], seed)
+    ses.total = L * (1 + STEPS) + 9   # the layers below, bad and faulty ones included
     qkv = [random_layer(CFG, rng, H, nmax) for _ in range(L)]
     for layer in range(L):
         layer_image(CFG, qkv[layer], mm.bases(layer), ses.ram.write)
@@ -331,6 +335,7 @@ async def bench(dut):
     a = CFG.attn
     layers = max([len(e.get("layers", [])) for e in spec["entries"]] + [1])
     ses = Session(dut, MemoryMap(CFG, layers=layers, steps=1), 0.0, 1)
+    ses.total = sum(len(e.get("layers", [None])) for e in spec["entries"])
     for i, e in enumerate(spec["entries"]):
         scale, shift = pass_scale(CFG, rng)
         if e["kind"] == "row":

@@ -21,7 +21,6 @@ from sim.harness import env
 from sim.harness.multi import MultiPump
 
 CFG = SpAttenConfig.from_json(os.environ["TB_CONFIG"])
-ROWS = int(os.environ.get("TB_PACKETS", "40"))
 STALLS = env.stalls()
 RAM_BYTES = 1 << 16
 MAX_BEATS = 8
@@ -67,8 +66,9 @@ async def random_rows(dut, stall):
     image = bytes(rng.getrandbits(8) for _ in range(RAM_BYTES))
     ram.write(0, image)
     half = RAM_BYTES // 2
-    reads = _rows(rng, 0, half, ROWS)
-    writes = _rows(rng, half, RAM_BYTES, ROWS)
+    rows = env.packets(stall, 40)
+    reads = _rows(rng, 0, half, rows)
+    writes = _rows(rng, half, RAM_BYTES, rows)
     expect_r = [w for a, n in reads for w in _words(image[a:a + n * bus], bus)]
     expect_last = [int(i == n - 1) for _, n in reads for i in range(n)]
     model = bytearray(image)
@@ -88,7 +88,7 @@ async def random_rows(dut, stall):
     got = []
     finished = await pump.run(on_beat=lambda s, b, c: got.append(b),
                               done=lambda: len(got) >= len(expect_r) and pump.idle(),
-                              max_cycles=400 * ROWS * MAX_BEATS)
+                              max_cycles=400 * rows * MAX_BEATS)
     for _ in range(2000):  # the last write responses
         if not int(dut.busy.value):
             break
@@ -99,7 +99,7 @@ async def random_rows(dut, stall):
     changed = ram.read(0, RAM_BYTES) != bytes(model)
     counters = (int(dut.bytes_read.value), int(dut.bytes_written.value))
     want = (len(expect_r) * bus, len(wbeats) * bus)
-    env.record("runs", {"stall": list(stall), "rows": ROWS, "finished": finished,
+    env.record("runs", {"stall": list(stall), "rows": rows, "finished": finished,
                         "read_beats": len(got), "mismatches": mism, "ram_ok": not changed,
                         "counters_ok": counters == want, "error": int(dut.error.value),
                         "idle": idle, "cycles": pump.cycle})

@@ -4,7 +4,8 @@ Runs inside the simulator; configured by environment variables set by ``sim.runn
 
 - ``TB_CONFIG``: the ``SpAttenConfig`` as JSON (the one the Verilog was generated from);
 - ``TB_PACKETS``: packets per stall setting; the edge cases of the golden spec come first;
-- ``TB_STALLS``: stall settings ``in:out`` separated by commas (``0:0,0.3:0.5``);
+- ``TB_STALLS``: stall settings ``in:out`` separated by commas (``0:0,0.3:0.5``), or
+  ``in:out:packets`` with that setting's own count (``sim.harness.env.packets``);
 - ``TB_BENCH``: ``n:k`` runs uniformly random packets of ``n`` scores one at a time (no
   stalls) and records each packet's latency instead;
 - ``TB_SEED``: the seed of the run; stimulus and stalls derive from it;
@@ -29,7 +30,7 @@ from sim.scoreboard import Scoreboard, input_beats
 
 CFG = SpAttenConfig.from_json(os.environ["TB_CONFIG"])
 TK = CFG.topk
-PACKETS = int(os.environ.get("TB_PACKETS", "100"))
+PACKETS = int(os.environ.get("TB_PACKETS", "100"))   # per bench point
 STALLS = env.stalls()
 BENCH = os.environ.get("TB_BENCH")
 SEED = int(os.environ.get("TB_SEED", "0"))  # the run's seed (`spatten sim --seed`)
@@ -48,14 +49,16 @@ async def random_packets(dut, stall):
     rng = await env.start(dut)
     seed = SEED
     packets = stimulus.topk_packets(TK, np.random.default_rng([seed, int(in_stall * 10),
-                                                               int(out_stall * 10)]), PACKETS)
+                                                               int(out_stall * 10)]),
+                                    env.packets(stall, 100))
     sb = Scoreboard(TK, context=f"{CFG.tag} seed={seed} stall={in_stall}:{out_stall}")
     for scores, k in packets:
         sb.expect(scores, k)
     pump = StreamPump(dut, in_layout(TK), out_layout(TK), rng=rng, in_stall=in_stall,
                       out_stall=out_stall)
     finished = await pump.run([input_beats(TK, s, k) for s, k in packets],
-                              on_beat=lambda beat, cyc: sb.got(beat),
+                              on_beat=lambda beat, cyc: (sb.got(beat), env.advance(
+                                  sb.packets, len(packets), f"stall {in_stall}:{out_stall}")),
                               max_cycles=_max_cycles(packets, max(stall)))
     report = sb.finish()
     env.record("runs", {"stall": [in_stall, out_stall], "packets": len(packets),
@@ -77,7 +80,9 @@ async def bench_latency(dut):
     seed = SEED
     nprng = np.random.default_rng(seed)
     pump = StreamPump(dut, in_layout(TK), out_layout(TK), rng=rng)
-    for pair in BENCH.split(","):
+    pairs = BENCH.split(",")
+    for i, pair in enumerate(pairs):
+        env.advance(i, len(pairs), "bench points")
         serial = not pair.startswith("b2b:")  # b2b: back-to-back packets, for throughput
         n, k = (int(x) for x in pair.removeprefix("b2b:").split(":"))
         packets = [stimulus.topk_packet(TK, nprng, n, k) for _ in range(PACKETS)]

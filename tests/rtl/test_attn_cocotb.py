@@ -36,7 +36,7 @@ def test_attn_rtl(block, name, simulator, passes):
 def test_bench_head_runs_and_checks_its_passes(tmp_path):
     """`spatten bench head` at ci: every pass of the bench is checked bit for bit too (the
     bench fails on a mismatch), and it reports one row per (L, keep)."""
-    from generators.cli import bench_head
+    from sim.bench import bench_head
     rows = bench_head(PRESETS["ci"], sizes=[32, 64], packets=8, simulator="icarus", seed=5,
                       out=tmp_path)
     assert [(r["L"], r["keep"]) for r in rows] == [(32, 8), (32, 32), (64, 16), (64, 64)]

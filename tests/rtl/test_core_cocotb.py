@@ -57,7 +57,7 @@ def test_core_layers_bit_exact(name, simulator, tokens, layers):
 def test_core_bench_sweep_prunes_traffic(tmp_path):
     """The keep-ratio sweep runs (each layer checked against the golden model in bench mode)
     and pruning cuts both DRAM bytes and cycles against the dense run."""
-    from generators.cli import bench_core_sweep
+    from sim.bench import bench_core_sweep
 
     rows = bench_core_sweep(PRESETS["ci"], n=16, heads=2, layers=2, ratios=[1.0, 0.5],
                             simulator="icarus", seed=3, out=tmp_path)

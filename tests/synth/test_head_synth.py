@@ -3,10 +3,10 @@ head --breakdown`."""
 
 import pytest
 
-from generators.cli import area_breakdown
-from hdl.blocks import emit
 from generators.presets import PRESETS
+from hdl.blocks import emit
 from synth import run_synth
+from synth.breakdown import area_breakdown, hier_breakdown, sum_rows
 
 CFG = PRESETS["ci"]
 
@@ -31,15 +31,14 @@ def test_area_breakdown_counts_every_topk_engine():
     assert out["glue (head - parts)"]["lut"] == 10
 
 
-def test_hierarchical_breakdown_of_the_core(monkeypatch, tmp_path):
+def test_hierarchical_breakdown_of_the_core(tmp_path):
     """Every part once (the head's parts instead of the head), each whole with its parts as
     black boxes, the top-k engine counted per instance, the whole as the sum."""
-    import generators.cli as cli
-
     cfg = PRESETS["eighth"]
     calls = []
 
-    def fake(cfg_, block, target, out, liberty=None, memory="macro", blackbox=()):
+    def fake(cfg_, block, target, out, liberty=None, memory="macro", blackbox=(),
+             progress=None):
         calls.append((block, tuple(blackbox)))
         area = {"qk": 30.0, "softmax": 5.0, "topk": 4.0, "pv": 30.0, "head": 2.0,
                 "select": 10.0, "heads": 1.0, "importance": 1.0, "dma": 1.0, "regs": 2.0,
@@ -48,8 +47,7 @@ def test_hierarchical_breakdown_of_the_core(monkeypatch, tmp_path):
                 "ff": 1, "cells": 2, "fmax_mhz": 100.0 + area, "critical_path_ns": 1.0,
                 "memory_macros": "1 × 16x8 1R1W"}
 
-    monkeypatch.setattr(cli, "run_synth_block", fake)
-    rows = cli.hier_breakdown(cfg, "core", "asic", tmp_path)
+    rows = hier_breakdown(cfg, "core", "asic", tmp_path, synth=fake)
     by = {r["block"]: r for r in rows}
     assert calls == [("qk", ()), ("softmax", ()), ("topk", ()), ("pv", ()),
                      ("head", ("qk", "softmax", "topk0", "topk1", "pv")),
@@ -67,8 +65,6 @@ def test_hierarchical_breakdown_of_the_core(monkeypatch, tmp_path):
 
 
 def test_ecp5_sum_says_whether_the_whole_fits():
-    from generators.cli import sum_rows
-
     part = {"block": "a", "lut": 30000, "carry": 10000, "ff": 100, "dsp": 10, "bram": 2,
             "fmax_mhz": 50.0, "critical_path_ns": 20.0}
     assert sum_rows([part], "x", "ecp5", "c")["note"].endswith(
@@ -101,8 +97,6 @@ def test_head_ci_flat_and_hierarchical(tmp_path):
     a, t = CFG.attn, CFG.topk
     assert flat["memory_bits"] >= 3 * t.capacity * a.score.width + t.buffers * t.capacity * \
         t.score.width
-
-    from generators.cli import hier_breakdown
 
     rows = hier_breakdown(CFG, "head", "cmos", tmp_path / "hier")
     glue = next(r for r in rows if r["block"].startswith("head glue"))

@@ -1,14 +1,21 @@
-"""The `spatten` command: --help everywhere, generate, one-line errors on bad arguments."""
+"""The `spatten` command: --help and --version everywhere, generate, and bad input: one
+line on standard error and a non-zero exit status, before any long work starts."""
 
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
-from generators.cli import glue_sha256, main
+from generators.cli import main
+from sim.results import stall_plan
 
 SUBCOMMANDS = ["generate", "sim", "synth", "bench", "demo"]
+TRACE_HEADER = ("iteration_id,layer_id,head_id,embedding_length_D,sentence_length_L,"
+                "key_fetch_num,quant_key_bit,quant_query_bit,auto_requant_thres,if_requant,"
+                "auto_requant_incre,value_fetch_num,quant_value_bit,if_accumulate_importance,"
+                "if_rescale_previous_importance,if_topk,topk")
 
 
 def _run(*args):
@@ -23,6 +30,11 @@ def test_help(sub):
     assert "usage: spatten" in p.stdout
 
 
+def test_version():
+    p = _run("--version")
+    assert p.returncode == 0 and p.stdout.startswith("spatten ")
+
+
 def test_generate_writes_verilog_and_manifest(tmp_path):
     assert main(["generate", "topk", "--config", "ci", "--out", str(tmp_path)]) == 0
     v = tmp_path / "spatten_topk.v"
@@ -34,68 +46,97 @@ def test_generate_writes_verilog_and_manifest(tmp_path):
 
 def test_generate_from_toml(tmp_path):
     t = tmp_path / "mine.toml"
-    t.write_text('[topk]\nlanes = 2\ncapacity = 16\nscore = "s6f0"\nradix_bits = 3\n')
+    t.write_text('base = "ci"\n[topk]\nlanes = 2\ncapacity = 16\nscore = "s6f0"\n'
+                 'radix_bits = 3\n')
     assert main(["generate", "topk", "--config", str(t), "--out", str(tmp_path / "o")]) == 0
     man = json.loads((tmp_path / "o" / "manifest.json").read_text())
     assert man["config"]["name"] == "mine" and man["config"]["topk"]["capacity"] == 16
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["generate", "topk", "--config", "nosuch"], "config must be a preset"),
-    (["sim", "topk", "--packets", "0"], "--packets must be at least 1, not 0"),
-    (["bench", "topk", "--sizes", "1x"], "--sizes must be comma-separated integers"),
-    (["bench", "topk", "--sizes", "4096"], "at most the capacity (1024)"),
-    (["synth", "topk", "--target", "ecp5", "--liberty", "x.lib"], "--liberty applies to"),
-    (["bench", "head", "--config", "ci", "--sizes", "32", "--packets", "4"], "--packets must be at least 8"),
-    (["bench", "topk", "--trace", "x.csv"], "--trace applies to the core block"),
-    (["bench", "core", "--config", "ci", "--heads", "9"], "--heads must be in 1..4"),
-    (["bench", "core", "--config", "ci", "--tokens", "65"], "--tokens must be in 8..64"),
-    (["bench", "core", "--trace", "/nonexistent.csv"], "nonexistent.csv"),
-])
-def test_bad_arguments_fail_in_one_line(args, needle, capsys):
-    assert main(args) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("spatten: error:") and needle in err and "\n" not in err
+def _bad_inputs(tmp):
+    """(arguments, what the one-line error must say) for every bad input we know of."""
+    afile = tmp / "afile"
+    afile.write_text("x")
+    (tmp / "adir.toml").mkdir()
+    (tmp / "empty.toml").write_text("")
+    (tmp / "evil.toml").write_text('base = "ci"\nname = "../../outside"\n')
+    (tmp / "lanes.toml").write_text('base = "ci"\n[topk]\nlanes = 6\n')
+    mixed = tmp / "mixed.csv"
+    mixed.write_text(TRACE_HEADER + "\n0,0,0,64.0,100,40,6,6,0.1,False,4,10,-1,True,False,"
+                     "False,-1\n")
+    return [
+        (["generate", "topk", "--config", "nosuch"], "config must be a preset"),
+        (["generate", "topk", "--config", str(tmp)], "is a folder, not a .toml file"),
+        (["generate", "topk", "--config", str(tmp / "adir.toml")], "is a folder"),
+        (["generate", "topk", "--config", str(tmp / "empty.toml")],
+         "does not name the preset it starts from"),
+        (["generate", "topk", "--config", str(tmp / "evil.toml")], "name must be letters"),
+        (["generate", "topk", "--config", str(tmp / "lanes.toml")],
+         "topk.lanes must be a power of two"),
+        (["generate", "topk", "--out", str(afile)], f"--out must be a folder, but {afile}"),
+        (["generate", "topk", "--out", str(afile / "below")], "is a file"),
+        (["generate", "topk", "--out", "/proc/x"], "--out /proc/x cannot be written"),
+        (["sim", "topk", "--seed", "-1"], "--seed: must be a non-negative integer, not -1"),
+        (["sim", "topk", "--packets", "0"], "--packets must be at least 1, not 0"),
+        (["sim", "core", "--config", "ci", "--packets", "62"], "must be in 4..61, not 62"),
+        (["sim", "topk", "--build-dir", str(afile)], "--build-dir must be a folder"),
+        (["sim", "nosuch"], "invalid choice: 'nosuch'"),
+        (["bench", "topk", "--config", "ci", "--packets", "0"],
+         "--packets must be at least 1, not 0"),
+        (["bench", "topk", "--config", "ci", "--out", str(afile)], "--out must be a folder"),
+        (["bench", "topk", "--sizes", "1x"], "--sizes must be comma-separated integers"),
+        (["bench", "topk", "--sizes", "4096"], "must be in 8..1024"),
+        (["bench", "topk", "--config", "ci", "--sizes", "128"], "must be in 8..64"),
+        (["bench", "head", "--config", "ci", "--sizes", "32", "--packets", "4"],
+         "--packets must be at least 8"),
+        (["bench", "topk", "--trace", "x.csv"], "--trace applies to the core block"),
+        (["bench", "core", "--config", "ci", "--heads", "9"], "--heads must be in 1..4"),
+        (["bench", "core", "--config", "ci", "--tokens", "65"], "--tokens must be in 8..64"),
+        (["bench", "core", "--trace", "/nonexistent.csv"], "nonexistent.csv"),
+        (["bench", "core", "--trace", str(mixed)], "K quantized and V not"),
+        (["bench", "core", "--trace", str(mixed), "--rows", "0"], "--rows must be at least 1"),
+        (["synth", "topk", "--target", "ecp5", "--liberty", "x.lib"], "--liberty applies to"),
+        (["synth", "topk", "--target", "asic", "--liberty", str(tmp / "no.lib")],
+         "is not a file"),
+        (["synth", "topk", "--breakdown"], "--breakdown applies to the head and core"),
+        (["synth", "head", "--hierarchical"], "--hierarchical goes with --breakdown"),
+        (["synth", "topk", "--out", str(afile)], "--out must be a folder"),
+        (["demo", "--out", str(afile)], "--out must be a folder"),
+    ]
 
 
-def test_bad_toml_value_names_the_field(tmp_path, capsys):
-    t = tmp_path / "bad.toml"
-    t.write_text("[topk]\nlanes = 6\n")
-    assert main(["generate", "topk", "--config", str(t)]) == 2
-    assert "topk.lanes must be a power of two" in capsys.readouterr().err
+def test_bad_inputs_fail_in_one_line_before_any_work(tmp_path, capsys):
+    slow = []
+    for args, needle in _bad_inputs(tmp_path):
+        t0 = time.monotonic()
+        try:
+            rc = main(args)
+        except SystemExit as e:      # argparse's own checks
+            rc = e.code
+        assert rc == 2, (args, rc)
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("spatten: error:") and needle in err and "\n" not in err, \
+            (args, err)
+        if time.monotonic() - t0 > 5:
+            slow.append(args)
+    assert not slow, f"these did work before failing: {slow}"
 
 
-GLUE_V = """module top(a, y, clk);
-  input a; wire a;
-  output y; wire y;
-  reg \\$auto$verilog_backend.cc:2355:dump_module$COUNT = 0;
-  \\top.part part (.a(a), .y(y));
-endmodule
-module \\top.part (a, y);
-  input a; wire a;
-  output y; wire y;
-  assign y = BODY;
-endmodule
-module \\top.part.sub (q);
-  output q; wire q;
-  assign q = SUB;
-endmodule
-"""
+def test_missing_vvp_is_named(monkeypatch, capsys):
+    """iverilog without its vvp runtime: named before anything is built."""
+    import generators.tools as tools
+
+    real = tools.shutil.which
+    monkeypatch.setattr(tools.shutil, "which", lambda n: None if n == "vvp" else real(n))
+    monkeypatch.setattr(tools, "venv_bin", lambda: tools.Path("/nonexistent"))
+    assert main(["sim", "topk", "--config", "ci", "--packets", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "vvp not found" in err and "apt-get install iverilog" in err
 
 
-def _glue(count="541", body="~a", sub="1'b0", glue_port="y", width=""):
-    text = (GLUE_V.replace("COUNT", count).replace("BODY", body).replace("SUB", sub)
-            .replace(".y(y)", f".{glue_port}(y)")
-            .replace("  output y; wire y;\n  assign", f"  output {width}y; wire y;\n  assign"))
-    return glue_sha256(text, ("top.part",))
-
-
-def test_glue_key_ignores_black_boxed_bodies_only():
-    """A glue result is reused when only a black-boxed module (or its submodules) or Yosys'
-    helper numbering changed, and not when the glue or a black box's ports changed."""
-    base = _glue()
-    assert _glue(body="a") == base                 # the black box's body
-    assert _glue(sub="1'b1") == base               # a submodule of the black box
-    assert _glue(count="213") == base              # the Verilog backend's helper numbering
-    assert _glue(glue_port="a") != base            # the glue itself
-    assert _glue(width="[1:0] ") != base           # a black box's port declarations
+def test_packets_in_all_are_split_over_the_stall_settings():
+    assert stall_plan(3, ["0:0", "0.3:0.5"]) == "0:0:2,0.3:0.5:1"
+    assert stall_plan(1, ["0:0", "0.3:0.5"]) == "0:0:1"
+    assert stall_plan(500, ["0:0", "0.3:0.5"]) == "0:0:250,0.3:0.5:250"
+    with pytest.raises(ValueError, match="at least 1"):
+        stall_plan(0, ["0:0"])

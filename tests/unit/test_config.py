@@ -3,12 +3,13 @@
 import dataclasses
 import json
 import textwrap
+from dataclasses import replace
 
 import pytest
 
 from generators.config import ConfigError, SpAttenConfig, TopKConfig
 from generators.numerics import QFormat
-from generators.presets import PRESETS, get_config
+from generators.presets import PRESETS, get_config, load_toml
 
 # Presets ---------------------------------------------------------------------------------
 
@@ -166,6 +167,7 @@ def _write(tmp_path, name, text):
 
 def test_toml_valid(tmp_path):
     p = _write(tmp_path, "mine.toml", """
+        base = "paper"
         [topk]
         lanes = 8
         capacity = 256
@@ -173,28 +175,36 @@ def test_toml_valid(tmp_path):
         radix_bits = 5
         buffers = 1
         """)
-    cfg = SpAttenConfig.from_toml(p)
-    assert cfg == SpAttenConfig(name="mine", topk=TopKConfig(
+    cfg = load_toml(p)
+    assert cfg == replace(PRESETS["paper"], name="mine", topk=TopKConfig(
         lanes=8, capacity=256, score=QFormat(10, 2), radix_bits=5, buffers=1))
-    assert SpAttenConfig.from_toml(str(p)) == cfg
+    assert load_toml(str(p)) == cfg
     assert SpAttenConfig.from_json(cfg.to_json()) == cfg
 
 
-def test_toml_explicit_name_and_defaults(tmp_path):
+def test_toml_explicit_name_and_base_fields(tmp_path):
     p = _write(tmp_path, "file.toml", """
+        base = "ci"
         name = "given"
         [topk]
-        lanes = 4
-        capacity = 64
+        radix_bits = 3
         """)
-    cfg = SpAttenConfig.from_toml(p)
-    assert cfg.name == "given"
-    assert cfg.topk == TopKConfig(lanes=4, capacity=64)
+    cfg = load_toml(p)
+    assert cfg == replace(PRESETS["ci"], name="given",
+                          topk=replace(PRESETS["ci"].topk, radix_bits=3))
 
 
-def test_toml_empty_file_gives_defaults(tmp_path):
-    p = _write(tmp_path, "empty.toml", "")
-    assert SpAttenConfig.from_toml(p) == SpAttenConfig(name="empty")
+@pytest.mark.parametrize("text,fragment", [
+    ("", "does not name the preset it starts from: add base = \"ci\" or"),
+    ("[topk]\nlanes = 4\n", "does not name the preset"),
+    ("base = \"papr\"\n", "names an unknown base 'papr'"),
+])
+def test_toml_without_a_base_is_refused(tmp_path, text, fragment):
+    """No silent fallback to the class defaults, which match no preset."""
+    p = _write(tmp_path, "nobase.toml", text)
+    with pytest.raises(ConfigError) as info:
+        load_toml(p)
+    assert fragment in str(info.value) and str(p) in str(info.value)
 
 
 @pytest.mark.parametrize("text,fragment", [
@@ -203,9 +213,9 @@ def test_toml_empty_file_gives_defaults(tmp_path):
     ("[extra]\nx = 1\n", "extra"),
 ])
 def test_toml_unknown_field(tmp_path, text, fragment):
-    p = _write(tmp_path, "u.toml", text)
+    p = _write(tmp_path, "u.toml", "base = \"ci\"\n" + text)
     with pytest.raises(ConfigError, match="unknown config field") as info:
-        SpAttenConfig.from_toml(p)
+        load_toml(p)
     assert fragment in str(info.value)
 
 
@@ -219,32 +229,52 @@ def test_toml_unknown_field(tmp_path, text, fragment):
     ("[topk]\nlanes = true\n", ["topk.lanes", "integer"]),
     ("[topk]\nlanes = 4.0\n", ["topk.lanes", "integer"]),
     ("name = \"\"\n", ["name", "non-empty"]),
+    ("name = \"../up\"\n", ["name must be letters", "'../up'"]),
+    ("name = \"a/b\"\n", ["name must be letters", "'a/b'"]),
+    ("name = \".hidden\"\n", ["name must be letters", "'.hidden'"]),
 ])
 def test_toml_invalid_value(tmp_path, text, fragments):
-    p = _write(tmp_path, "bad.toml", text)
+    p = _write(tmp_path, "bad.toml", "base = \"paper\"\n" + text)
     with pytest.raises(ConfigError) as info:
-        SpAttenConfig.from_toml(p)
+        load_toml(p)
     for frag in fragments:
         assert frag in str(info.value), (frag, str(info.value))
 
 
 def test_toml_unparsable_score(tmp_path):
-    p = _write(tmp_path, "bad.toml", "[topk]\nscore = \"bogus\"\n")
+    p = _write(tmp_path, "bad.toml", "base = \"ci\"\n[topk]\nscore = \"bogus\"\n")
     with pytest.raises(ConfigError, match="score"):
-        SpAttenConfig.from_toml(p)
+        load_toml(p)
 
 
 def test_toml_missing_file(tmp_path):
     missing = tmp_path / "nope.toml"
     with pytest.raises(ConfigError, match="does not exist") as info:
-        SpAttenConfig.from_toml(missing)
+        load_toml(missing)
     assert str(missing) in str(info.value)
 
 
 def test_toml_syntax_error(tmp_path):
     p = _write(tmp_path, "broken.toml", "[topk\nlanes = \n")
     with pytest.raises(ConfigError, match="not valid TOML"):
-        SpAttenConfig.from_toml(p)
+        load_toml(p)
+
+
+def test_config_naming_a_folder(tmp_path):
+    (tmp_path / "cfg.toml").mkdir()
+    for arg in (tmp_path, tmp_path / "cfg.toml"):
+        with pytest.raises(ConfigError, match="is a folder, not a .toml file"):
+            get_config(str(arg))
+
+
+def test_tags_differ_when_any_part_differs():
+    """The tag names build folders: two configs that differ anywhere get two folders."""
+    ci = PRESETS["ci"]
+    variants = [ci, replace(ci, core=replace(ci.core, bus_bytes=16)),
+                replace(ci, core=replace(ci.core, addr_bits=40)),
+                replace(ci, topk=replace(ci.topk, radix_bits=3)),
+                replace(ci, attn=replace(ci.attn, exp_bits=13))]
+    assert len({v.tag for v in variants}) == len(variants)
 
 
 # get_config ------------------------------------------------------------------------------
@@ -256,13 +286,14 @@ def test_get_config_preset(name):
 
 def test_get_config_toml_path(tmp_path):
     p = _write(tmp_path, "small.toml", """
+        base = "ci"
         [topk]
         lanes = 2
         capacity = 32
         score = "s8f0"
         radix_bits = 4
         """)
-    want = SpAttenConfig(name="small", topk=TopKConfig(
+    want = replace(PRESETS["ci"], name="small", topk=TopKConfig(
         lanes=2, capacity=32, score=QFormat(8), radix_bits=4))
     assert get_config(str(p)) == want
     assert get_config(p) == want

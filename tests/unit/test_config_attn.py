@@ -4,12 +4,13 @@ quantities and the JSON/TOML round trips of the ``attn`` sub-config."""
 import dataclasses
 import json
 import textwrap
+from dataclasses import replace
 
 import pytest
 
 from generators.config import AttentionConfig, ConfigError, SpAttenConfig, TopKConfig
 from generators.numerics import QFormat
-from generators.presets import PRESETS
+from generators.presets import PRESETS, load_toml
 
 # Validation: every rule of AttentionConfig.__post_init__ ---------------------------------
 
@@ -210,6 +211,7 @@ def _write(tmp_path, name, text):
 
 def test_attn_toml_valid(tmp_path):
     p = _write(tmp_path, "head.toml", """
+        base = "ci"
         [topk]
         lanes = 4
         capacity = 64
@@ -230,7 +232,7 @@ def test_attn_toml_valid(tmp_path):
         prob = "u7f7"
         out = "s10f2"
         """)
-    cfg = SpAttenConfig.from_toml(p)
+    cfg = load_toml(p)
     assert cfg.attn == PRESETS["ci"].attn
     assert cfg.topk == PRESETS["ci"].topk
     assert cfg.name == "head"
@@ -240,12 +242,14 @@ def test_attn_toml_valid(tmp_path):
 
 def test_attn_toml_partial_uses_defaults(tmp_path):
     p = _write(tmp_path, "part.toml", """
+        base = "paper"
         [attn]
         msb_bits = 6
         score = "s14f6"
         """)
-    cfg = SpAttenConfig.from_toml(p)
-    assert cfg.attn == AttentionConfig(msb_bits=6, score=QFormat(14, 6))
+    cfg = load_toml(p)
+    assert cfg.attn == replace(PRESETS["paper"].attn, msb_bits=6, score=QFormat(14, 6))
+    assert cfg.topk == PRESETS["paper"].topk and cfg.core == PRESETS["paper"].core
 
 
 @pytest.mark.parametrize("text,fragments", [
@@ -261,8 +265,8 @@ def test_attn_toml_partial_uses_defaults(tmp_path):
     ("attn = 3\n", ["attn must be a table", "not 3"]),
 ])
 def test_attn_toml_invalid(tmp_path, text, fragments):
-    p = _write(tmp_path, "bad.toml", text)
+    p = _write(tmp_path, "bad.toml", "base = \"paper\"\n" + text)
     with pytest.raises(ConfigError) as info:
-        SpAttenConfig.from_toml(p)
+        load_toml(p)
     for frag in fragments:
         assert frag in str(info.value), (frag, str(info.value))
