@@ -21,6 +21,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shutil
 import threading
 import time
@@ -97,8 +98,11 @@ def _failures(xml: Path) -> tuple[int, int, tuple[str, ...]]:
         failed += int(suite.get("failures", 0)) + int(suite.get("errors", 0))
     for case in root.iter("testcase"):
         for bad in (*case.findall("failure"), *case.findall("error")):
-            text = " ".join((bad.get("message") or bad.text or "failed").split())
-            messages.append(f"{case.get('name')}: {text}")
+            text = " ".join((bad.get("message") or "failed").split())
+            kind = bad.get("type")
+            where = re.findall(r'File "([^"]+)", line (\d+)', bad.text or "")
+            at = f" (at {Path(where[-1][0]).name}:{where[-1][1]})" if where else ""
+            messages.append(f"{case.get('name')}: {kind + ': ' if kind else ''}{text}{at}")
     return tests, max(failed, len(messages)), tuple(messages)
 
 
