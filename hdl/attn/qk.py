@@ -101,16 +101,24 @@ class QKArray(wiring.Component):
         return _tree_stages(self._cfg.attn.head_dim) + 4
 
     # ------------------------------------------------------------------------------------
+    # Elaboration: one private method per pipeline stage, in order. Every stage's registers
+    # advance on ``ce`` and carry their beat's side fields (valid, last, count, meta, and
+    # scale and shift until used), so the pipeline needs no other control.
     def elaborate(self, platform):
-        a = self._cfg.attn
         m = Module()
-        K, D, L = a.keys_per_cycle, a.head_dim, a.lsb_bits
-        q, k, o = self.q, self.k, self.o
-
         ce = Signal()  # the whole pipeline advances
-        m.d.comb += ce.eq(~o.valid | o.ready)
+        m.d.comb += ce.eq(~self.o.valid | self.o.ready)
+        qr, k_take = self._query(m, ce)
+        prods, s1 = self._multipliers(m, ce, qr, k_take)
+        accs, prev, stage = self._adder_trees(m, ce, prods, s1)
+        shifted, prev = self._scale_and_shift(m, ce, accs, prev, stage)
+        self._output(m, ce, shifted, prev)
+        return m
 
-        # ---- Query register and pass control --------------------------------------------
+    def _query(self, m, ce):
+        """The query register and pass control: a query is held while its keys are taken;
+        the next one is loaded in the cycle the row's last key beat is taken."""
+        q, k = self.q, self.k
         have_q = Signal()  # a query is loaded; its keys are being taken
         qr = Signal(query_layout(self._cfg), name="qreg", reset_less=True)
         k_take = Signal()
@@ -124,29 +132,37 @@ class QKArray(wiring.Component):
             m.d.sync += [have_q.eq(1), qr.eq(q.payload)]
         with m.Elif(k_take & k.payload.last):
             m.d.sync += have_q.eq(0)
+        return qr, k_take
 
-        # Side fields that travel with a beat (scale and shift dropped once used).
-        def side(stage, *, scale=True, shift=True):
-            sig = {
-                "valid": Signal(name=f"s{stage}_valid"),
-                "last": Signal(name=f"s{stage}_last", reset_less=True),
-                "count": Signal(bits_for(K), name=f"s{stage}_count", reset_less=True),
-                "meta": Signal(meta_layout(self._cfg), name=f"s{stage}_meta",
-                               reset_less=True),
-            }
-            if scale:
-                sig["scale"] = Signal(a.scale_bits, name=f"s{stage}_scale", reset_less=True)
-            if shift:
-                sig["shift"] = Signal(a.shift_bits, name=f"s{stage}_shift", reset_less=True)
-            return sig
+    def _side(self, stage, *, scale=True, shift=True):
+        """Side fields that travel with a beat (scale and shift dropped once used)."""
+        a = self._cfg.attn
+        sig = {
+            "valid": Signal(name=f"s{stage}_valid"),
+            "last": Signal(name=f"s{stage}_last", reset_less=True),
+            "count": Signal(bits_for(a.keys_per_cycle), name=f"s{stage}_count",
+                            reset_less=True),
+            "meta": Signal(meta_layout(self._cfg), name=f"s{stage}_meta", reset_less=True),
+        }
+        if scale:
+            sig["scale"] = Signal(a.scale_bits, name=f"s{stage}_scale", reset_less=True)
+        if shift:
+            sig["shift"] = Signal(a.shift_bits, name=f"s{stage}_shift", reset_less=True)
+        return sig
 
-        def advance(dst, src):
-            with m.If(ce):
-                m.d.sync += [dst[f].eq(src[f]) for f in dst]
+    @staticmethod
+    def _advance(m, ce, dst, src):
+        with m.If(ce):
+            m.d.sync += [dst[f].eq(src[f]) for f in dst]
 
-        # ---- Stage 1: the multipliers ----------------------------------------------------
+    def _multipliers(self, m, ce, qr, k_take):
+        """Stage 1: ``q[d] * k[j][d]`` (k rebuilt from its planes; an MSB-only pass uses the
+        LSBs' midpoint), registered."""
+        a = self._cfg.attn
+        K, D, L = a.keys_per_cycle, a.head_dim, a.lsb_bits
+        k = self.k
         mid = Const(1 << (L - 1), L)
-        s1 = side(1)
+        s1 = self._side(1)
         prods = [[Signal(signed(a.q_bits + a.value_bits), name=f"prod{j}_{d}",
                          reset_less=True) for d in range(D)] for j in range(K)]
         for j in range(K):
@@ -155,13 +171,19 @@ class QKArray(wiring.Component):
                 kval = Cat(low, k.payload.msb[j][d]).as_signed()
                 with m.If(ce):
                     m.d.sync += prods[j][d].eq(qr.q[d] * kval)
-        advance(s1, {
+        self._advance(m, ce, s1, {
             "valid": k_take, "last": k.payload.last,
             "count": Mux(k.payload.last, k.payload.count, K),
             "meta": qr.meta, "scale": qr.scale, "shift": qr.shift,
         })
+        return prods, s1
 
-        # ---- Stage 2: adder trees ----------------------------------------------------------
+    def _adder_trees(self, m, ce, prods, s1):
+        """Stage 2: an adder tree per key, registered after every ``TREE_LEVELS_PER_STAGE``
+        levels and after the last. Returns the sums, the last stage's side fields and its
+        number."""
+        a = self._cfg.attn
+        K = a.keys_per_cycle
         vals, prev, stage, level = prods, s1, 1, 0
         while len(vals[0]) > 1:
             vals = [[row[i] + row[i + 1] for i in range(0, len(row), 2)] for row in vals]
@@ -173,34 +195,42 @@ class QKArray(wiring.Component):
                          for i in range(len(vals[j]))] for j in range(K)]
                 with m.If(ce):
                     m.d.sync += [r.eq(v) for j in range(K) for r, v in zip(regs[j], vals[j])]
-                cur = side(stage)
-                advance(cur, prev)
+                cur = self._side(stage)
+                self._advance(m, ce, cur, prev)
                 vals, prev = regs, cur
         accs = [row[0] for row in vals]
         assert all(len(x) == a.acc_bits for x in accs), (len(accs[0]), a.acc_bits)
+        return accs, prev, stage
 
-        # ---- Stage 3: the scale multiply -------------------------------------------------
+    def _scale_and_shift(self, m, ce, accs, prev, stage):
+        """Stage 3: the scale multiply ``acc * scale``; stage 4: the runtime shift
+        ``t = (2 * x) >> shift`` (arithmetic)."""
+        a = self._cfg.attn
+        K = a.keys_per_cycle
         stage += 1
         pw = a.acc_bits + a.scale_bits  # |acc * scale| < 2**(acc_bits - 1 + scale_bits)
         scaled = [Signal(signed(pw), name=f"scaled{j}", reset_less=True) for j in range(K)]
         with m.If(ce):
             m.d.sync += [scaled[j].eq(accs[j] * prev["scale"]) for j in range(K)]
-        cur = side(stage, scale=False)
-        advance(cur, prev)
+        cur = self._side(stage, scale=False)
+        self._advance(m, ce, cur, prev)
         prev = cur
 
-        # ---- Stage 4: the runtime shift: t = (2 * x) >> shift (arithmetic) -----------------
         stage += 1
         shifted = [Signal(signed(pw + 1), name=f"shifted{j}", reset_less=True)
                    for j in range(K)]
         with m.If(ce):
             m.d.sync += [shifted[j].eq(Cat(Const(0, 1), scaled[j]).as_signed() >> prev["shift"])
                          for j in range(K)]
-        cur = side(stage, scale=False, shift=False)
-        advance(cur, prev)
-        prev = cur
+        cur = self._side(stage, scale=False, shift=False)
+        self._advance(m, ce, cur, prev)
+        return shifted, cur
 
-        # ---- Stage 5: round, saturate, zero unused lanes: the output register ------------
+    def _output(self, m, ce, shifted, prev):
+        """Stage 5: round, saturate, zero the lanes at and above ``count``: the output
+        register."""
+        a = self._cfg.attn
+        K, o = a.keys_per_cycle, self.o
         rounded = [(shifted[j] + 1).shift_right(1) for j in range(K)]
         with m.If(ce):
             m.d.sync += [
@@ -212,4 +242,3 @@ class QKArray(wiring.Component):
             for j in range(K):
                 m.d.sync += o.payload.data[j].eq(
                     Mux(prev["count"] > j, fit(rounded[j], a.score, Overflow.SATURATE), 0))
-        return m

@@ -105,6 +105,8 @@ o : ``Out(stream.Signature(prob_layout(cfg)))``
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
@@ -193,90 +195,149 @@ class Softmax(wiring.Component):
         return self.div_cycles if n > 0 else 0
 
     # ------------------------------------------------------------------------------------
+    # Elaboration. ``elaborate`` wires the four stages (fill, pass A, divider, pass B) to the
+    # buffers; each stage is built by a private method below and hands the signals the
+    # others need on in a namespace (generation-time structure only: every signal keeps the
+    # name it has in the Verilog and the VCDs).
     def elaborate(self, platform):
-        cfg, a = self._cfg, self._cfg.attn
         m = Module()
-        L, C, NB = a.lanes, cfg.topk.capacity, self._buffers
-        R = C // L
-        SW, F, E, Rb, P = a.score.width, a.score.frac, a.exp_bits, a.recip_bits, a.prob.frac
-        EW = a.exp_width
-        CB = cfg.topk.count_bits
-        lane_bits = (L - 1).bit_length()
-        WS = (C << E).bit_length()  # width of S (at most capacity * 2**E)
-        VMAX = C.bit_length() - 1  # z - E is in 0..VMAX
-        VB = bits_for(VMAX)
-        BB = bits_for(NB - 1)  # buffer index (at least 1 bit)
-        RWB = bits_for(R - 1)  # word index (at least 1 bit)
-        CNTB = bits_for(L)
-        DC = self.div_cycles
-        DPAD = DC * DIV_BITS - (Rb + 1)  # leading quotient bits that are always 0 (padding to whole cycles)
-        KMAX = E + 2  # largest useful shift of a table entry
-        PMAX = a.prob.max_raw
-        score_row = data.ArrayLayout(signed(SW), L)
-        meta = meta_layout(cfg)
+        g = self._dims()
+        mem = self._memories(m, g)
+        st = self._buffer_state(g)
+        # Pass B's read position is needed by the fill (a buffer is refilled behind it), so
+        # its state is made first.
+        pb = SimpleNamespace(
+            rb=Signal(g.BB, name="b_buf"),  # pass B's buffer
+            brow=Signal(g.RWB, name="b_row"),  # pass B's next word
+            b_active=Signal(name="b_active"),  # pass B is issuing reads of buffer rb
+        )
+        fill = self._fill(m, g, st, mem, pb)
+        pa = self._pass_a(m, g, st, mem)
+        dv = self._divider(m, g, st, pa, pb)
+        self._pass_b(m, g, st, mem, dv, pb)
+        self._read_ports(m, g, st, mem, fill, pa, dv, pb)
+        return m
 
-        # ---- Memories ---------------------------------------------------------------------
+    # ---- Generation-time helpers ----------------------------------------------------------
+    def _dims(self):
+        """Widths and sizes derived from the config (names as in the module docstring)."""
+        cfg, a = self._cfg, self._cfg.attn
+        L, C, NB = a.lanes, cfg.topk.capacity, self._buffers
+        E, Rb = a.exp_bits, a.recip_bits
+        R = C // L
+        DC = self.div_cycles
+        return SimpleNamespace(
+            L=L, C=C, NB=NB, R=R, SW=a.score.width, F=a.score.frac, E=E, Rb=Rb, P=a.prob.frac,
+            EW=a.exp_width, CB=cfg.topk.count_bits, lane_bits=(L - 1).bit_length(),
+            WS=(C << E).bit_length(),  # width of S (at most capacity * 2**E)
+            VB=bits_for(C.bit_length() - 1),  # z - E is in 0..C.bit_length() - 1
+            BB=bits_for(NB - 1),  # buffer index (at least 1 bit)
+            RWB=bits_for(R - 1),  # word index (at least 1 bit)
+            CNTB=bits_for(L), DC=DC,
+            # leading quotient bits that are always 0 (padding to whole cycles)
+            DPAD=DC * DIV_BITS - (Rb + 1),
+            KMAX=E + 2,  # largest useful shift of a table entry
+            PMAX=a.prob.max_raw,
+            score_row=data.ArrayLayout(signed(a.score.width), L),
+            meta=meta_layout(cfg),
+        )
+
+    @staticmethod
+    def _lane_shift(g, d):
+        """``min(d >> F, E + 2)`` of an unsigned ``d``."""
+        q = d[g.F:]
+        if (1 << len(q)) - 1 > g.KMAX:
+            return Mux(q > g.KMAX, g.KMAX, q)
+        return q
+
+    @staticmethod
+    def _exp_of(g, t, k):
+        """``shift_round(t, k, HALF_UP)`` for ``k >= 0``."""
+        return ((((t << 1) >> k) + 1) >> 1)[:g.EW]
+
+    @staticmethod
+    def _row_facts(g, row, n):
+        """(last, count) of word ``row`` of an ``n``-element row (one word when n = 0)."""
+        base = row << g.lane_bits
+        last = base + g.L >= n
+        cnt = Mux(last, (n - base)[:g.CNTB], g.L)
+        return last, cnt
+
+    def _exp_lanes(self, m, g, ce, rom, cnt3, max2, s2, k3, e4, stage, also=None):
+        """The exponential pipeline shared by both passes, per lane: ``d = max - s`` (comb,
+        stage 2) → ROM address and shift ``k`` (stage 3) → ``e`` (stage 4), zero in lanes
+        at and above the beat's ``count``. ``also(j)``: more of lane ``j``'s registers
+        (advanced by the same ``ce``)."""
+        for j in range(g.L):
+            d = Signal(g.SW, name=f"{stage}2_d{j}")
+            m.d.comb += [d.eq((max2 - s2[j]).as_unsigned()), rom[j].addr.eq(d[:g.F]),
+                         rom[j].en.eq(ce)]
+            with m.If(ce):
+                m.d.sync += [
+                    k3[j].eq(self._lane_shift(g, d)),
+                    e4[j].eq(Mux(cnt3 > j, self._exp_of(g, rom[j].data, k3[j]), 0)),
+                ]
+                if also is not None:
+                    m.d.sync += also(j)
+
+    # ---- Memories and per-buffer state ------------------------------------------------------
+    def _memories(self, m, g):
+        """The row buffers (one write and one read port each) and the exponential ROMs (one
+        per lane, one read port per pass)."""
         wps, rps = [], []
-        for b in range(NB):
+        for b in range(g.NB):
             # depth >= 2: a one-word memory would have a 0-bit address (not lint clean)
-            mem = Memory(shape=score_row, depth=max(R, 2), init=[])
+            mem = Memory(shape=g.score_row, depth=max(g.R, 2), init=[])
             m.submodules[f"buf{b}"] = mem
             wps.append(mem.write_port())
             rps.append(mem.read_port(domain="sync"))
-        table = exp2_table(a)
+        table = exp2_table(self._cfg.attn)
         rom_a, rom_b = [], []
-        for j in range(L):
-            rom = Memory(shape=unsigned(EW), depth=1 << F, init=table)
+        for j in range(g.L):
+            rom = Memory(shape=unsigned(g.EW), depth=1 << g.F, init=table)
             m.submodules[f"exp_rom{j}"] = rom
             rom_a.append(rom.read_port(domain="sync"))
             rom_b.append(rom.read_port(domain="sync"))
+        return SimpleNamespace(wps=wps, rps=rps, rom_a=rom_a, rom_b=rom_b)
 
-        # ---- Per-buffer state and row descriptors -----------------------------------------
-        busy = [Signal(name=f"busy{b}") for b in range(NB)]  # holds an unfinished row
-        # queued: a second, complete row waits behind the one pass B is reading (it was
-        # written behind pass B's reads); drained: pass B has issued its last read here.
-        queued = [Signal(name=f"queued{b}") for b in range(NB)]
-        drained = [Signal(name=f"drained{b}") for b in range(NB)]
-        a_pend = [Signal(name=f"a_pend{b}") for b in range(NB)]  # filled, pass A to do
-        d_n = [Signal(CB, name=f"desc{b}_n") for b in range(NB)]
-        d_max = [Signal(signed(SW), name=f"desc{b}_max") for b in range(NB)]
-        d_trunc = [Signal(name=f"desc{b}_trunc") for b in range(NB)]
-        d_meta = [Signal(meta, name=f"desc{b}_meta") for b in range(NB)]
+    @staticmethod
+    def _buffer_state(g):
+        """Per-buffer flags and row descriptors.
 
-        def lane_shift(d):
-            """``min(d >> F, E + 2)`` of an unsigned ``d``."""
-            q = d[F:]
-            if (1 << len(q)) - 1 > KMAX:
-                return Mux(q > KMAX, KMAX, q)
-            return q
+        ``busy``: holds an unfinished row; ``queued``: a second, complete row waits behind
+        the one pass B is reading (it was written behind pass B's reads); ``drained``: pass
+        B has issued its last read here; ``a_pend``: filled, pass A to do."""
+        NB = g.NB
+        return SimpleNamespace(
+            busy=[Signal(name=f"busy{b}") for b in range(NB)],
+            queued=[Signal(name=f"queued{b}") for b in range(NB)],
+            drained=[Signal(name=f"drained{b}") for b in range(NB)],
+            a_pend=[Signal(name=f"a_pend{b}") for b in range(NB)],
+            d_n=[Signal(g.CB, name=f"desc{b}_n") for b in range(NB)],
+            d_max=[Signal(signed(g.SW), name=f"desc{b}_max") for b in range(NB)],
+            d_trunc=[Signal(name=f"desc{b}_trunc") for b in range(NB)],
+            d_meta=[Signal(g.meta, name=f"desc{b}_meta") for b in range(NB)],
+        )
 
-        def exp_of(t, k):
-            """``shift_round(t, k, HALF_UP)`` for ``k >= 0``."""
-            return ((((t << 1) >> k) + 1) >> 1)[:EW]
-
-        def row_facts(row, n):
-            """(last, count) of word ``row`` of an ``n``-element row (one word when n = 0)."""
-            base = row << lane_bits
-            last = base + L >= n
-            cnt = Mux(last, (n - base)[:CNTB], L)
-            return last, cnt
-
-        # ---- Fill: input beats into the buffer, running max ------------------------------
+    # ---- Fill ---------------------------------------------------------------------------------
+    def _fill(self, m, g, st, mem, pb):
+        """Input beats into the buffer; the row's running max and descriptor (two stages:
+        F1 registers the beat's facts, F2 the running max and, at the row's last beat, the
+        descriptor). Returns ``take`` and the buffer being written."""
+        L, C, NB, R = g.L, g.C, g.NB, g.R
         i = self.i
-        wb = Signal(BB, name="wbuf")
+        wb = Signal(g.BB, name="wbuf")
         wrow = Signal(range(R + 1), name="wrow")
         trunc = Signal(name="in_trunc")
         first = Signal(init=1, name="in_first")
         take = Signal()
-        rb = Signal(BB, name="b_buf")  # pass B's buffer
-        brow = Signal(RWB, name="b_row")  # pass B's next word
-        b_active = Signal(name="b_active")  # pass B is issuing reads of buffer rb
         # A busy buffer may be refilled behind pass B's reads: word w once B has read it.
         chase = Signal(name="in_chase")
         m.d.comb += [
-            chase.eq(~_sel(queued, wb)
-                     & (_sel(drained, wb) | (b_active & (rb == wb) & (wrow < brow)))),
-            i.ready.eq(~_sel(busy, wb) | chase),
+            chase.eq(~_sel(st.queued, wb)
+                     & (_sel(st.drained, wb)
+                        | (pb.b_active & (pb.rb == wb) & (wrow < pb.brow)))),
+            i.ready.eq(~_sel(st.busy, wb) | chase),
             take.eq(i.valid & i.ready),
         ]
         room = Signal()
@@ -288,33 +349,32 @@ class Softmax(wiring.Component):
         m.d.comb += cnt_in.eq(Mux(i.payload.last, count, L))
         for b in range(NB):
             m.d.comb += [
-                wps[b].addr.eq(wrow),
-                wps[b].data.eq(i.payload.data),
-                wps[b].en.eq(take & room & (wb == b)),
+                mem.wps[b].addr.eq(wrow),
+                mem.wps[b].data.eq(i.payload.data),
+                mem.wps[b].en.eq(take & room & (wb == b)),
             ]
         # Beat max over the lanes that enter the buffer (score.min_raw when none does).
-        terms = [Mux(room & (cnt_in > j), i.payload.data[j], a.score.min_raw) for j in range(L)]
+        terms = [Mux(room & (cnt_in > j), i.payload.data[j], self._cfg.attn.score.min_raw)
+                 for j in range(L)]
         while len(terms) > 1:
             terms = [Mux(terms[k] > terms[k + 1], terms[k], terms[k + 1])
                      if k + 1 < len(terms) else terms[k] for k in range(0, len(terms), 2)]
-        n_now = Signal(CB, name="in_n")
+        n_now = Signal(g.CB, name="in_n")
         trunc_now = Signal(name="in_trunc_now")
         m.d.comb += [
-            n_now.eq(Mux(room, (wrow << lane_bits) + cnt_in, C)),
+            n_now.eq(Mux(room, (wrow << g.lane_bits) + cnt_in, C)),
             trunc_now.eq(trunc | (~room & (cnt_in != 0))),
         ]
-        # F1: registered beat facts; F2: running max, descriptor at the row's last beat.
-        f1_valid, f1_first, f1_last = Signal(name="f1_valid"), Signal(name="f1_first"), \
-            Signal(name="f1_last")
-        f1_bmax = Signal(signed(SW), name="f1_bmax")
-        f1_buf = Signal(BB, name="f1_buf")
-        f1_n = Signal(CB, name="f1_n")
-        f1_trunc = Signal(name="f1_trunc")
-        f1_meta = Signal(meta, name="f1_meta")
+        f1 = SimpleNamespace(
+            valid=Signal(name="f1_valid"), first=Signal(name="f1_first"),
+            last=Signal(name="f1_last"), bmax=Signal(signed(g.SW), name="f1_bmax"),
+            buf=Signal(g.BB, name="f1_buf"), n=Signal(g.CB, name="f1_n"),
+            trunc=Signal(name="f1_trunc"), meta=Signal(g.meta, name="f1_meta"),
+        )
         m.d.sync += [
-            f1_valid.eq(take), f1_first.eq(first), f1_last.eq(i.payload.last),
-            f1_bmax.eq(terms[0]), f1_buf.eq(wb), f1_n.eq(n_now), f1_trunc.eq(trunc_now),
-            f1_meta.eq(i.payload.meta),
+            f1.valid.eq(take), f1.first.eq(first), f1.last.eq(i.payload.last),
+            f1.bmax.eq(terms[0]), f1.buf.eq(wb), f1.n.eq(n_now), f1.trunc.eq(trunc_now),
+            f1.meta.eq(i.payload.meta),
         ]
         with m.If(take):
             m.d.sync += first.eq(i.payload.last)
@@ -322,38 +382,49 @@ class Softmax(wiring.Component):
                 m.d.sync += [wrow.eq(0), trunc.eq(0), wb.eq(_inc_mod(wb, NB))]
             with m.Else():
                 m.d.sync += [wrow.eq(Mux(room, wrow + 1, wrow)), trunc.eq(trunc_now)]
-        runmax = Signal(signed(SW), name="in_runmax")
-        rmax = Signal(signed(SW), name="in_rmax")
-        m.d.comb += rmax.eq(Mux(f1_first | (f1_bmax > runmax), f1_bmax, runmax))
-        with m.If(f1_valid):
-            m.d.sync += runmax.eq(rmax)
-            with m.If(f1_last):
-                for b in range(NB):
-                    with m.If(f1_buf == b):
-                        m.d.sync += [d_max[b].eq(rmax), d_n[b].eq(f1_n),
-                                     d_trunc[b].eq(f1_trunc), d_meta[b].eq(f1_meta),
-                                     a_pend[b].eq(1)]
+        self._running_max(m, g, st, f1)
+        return SimpleNamespace(take=take, wb=wb)
 
-        # ---- Pass A: S = sum(e) ---------------------------------------------------------
-        atag = data.StructLayout({"valid": 1, "first": 1, "last": 1, "cnt": CNTB,
-                                  "max": signed(SW), "buf": BB})
+    @staticmethod
+    def _running_max(m, g, st, f1):
+        """F2: the running max; at the row's last beat, the descriptor (pass A may start)."""
+        runmax = Signal(signed(g.SW), name="in_runmax")
+        rmax = Signal(signed(g.SW), name="in_rmax")
+        m.d.comb += rmax.eq(Mux(f1.first | (f1.bmax > runmax), f1.bmax, runmax))
+        with m.If(f1.valid):
+            m.d.sync += runmax.eq(rmax)
+            with m.If(f1.last):
+                for b in range(g.NB):
+                    with m.If(f1.buf == b):
+                        m.d.sync += [st.d_max[b].eq(rmax), st.d_n[b].eq(f1.n),
+                                     st.d_trunc[b].eq(f1.trunc), st.d_meta[b].eq(f1.meta),
+                                     st.a_pend[b].eq(1)]
+
+    # ---- Pass A ---------------------------------------------------------------------------------
+    def _pass_a(self, m, g, st, mem):
+        """Pass A: ``S = sum(e)`` (RAM, score register, ROM and ``k``, ``e``, beat sum,
+        ``S``); ``S`` waits in a one-row slot for the divider, and pass A advances (``ce_a``)
+        while the slot is free or being taken (``div_take``, driven by the divider)."""
+        L, NB = g.L, g.NB
+        atag = data.StructLayout({"valid": 1, "first": 1, "last": 1, "cnt": g.CNTB,
+                                  "max": signed(g.SW), "buf": g.BB})
         ce_a = Signal(name="ce_a")
-        ra = Signal(BB, name="a_buf")
-        arow = Signal(RWB, name="a_row")
+        ra = Signal(g.BB, name="a_buf")
+        arow = Signal(g.RWB, name="a_row")
         a_issue = Signal(name="a_issue")
-        a_last, a_cnt = row_facts(arow, _sel(d_n, ra))
-        m.d.comb += a_issue.eq(_sel(a_pend, ra) & ~_sel(queued, ra))
+        a_last, a_cnt = self._row_facts(g, arow, _sel(st.d_n, ra))
+        m.d.comb += a_issue.eq(_sel(st.a_pend, ra) & ~_sel(st.queued, ra))
         a1, a2, a3, a4, a5 = (Signal(atag, name=f"a{x}") for x in range(1, 6))
-        a2_s = Signal(score_row, name="a2_s")
-        a3_k = [Signal(range(KMAX + 1), name=f"a3_k{j}") for j in range(L)]
-        a4_e = [Signal(EW, name=f"a4_e{j}") for j in range(L)]
-        a5_sum = Signal(WS, name="a5_sum")
-        acc = Signal(WS, name="a_acc")
+        a2_s = Signal(g.score_row, name="a2_s")
+        a3_k = [Signal(range(g.KMAX + 1), name=f"a3_k{j}") for j in range(L)]
+        a4_e = [Signal(g.EW, name=f"a4_e{j}") for j in range(L)]
+        a5_sum = Signal(g.WS, name="a5_sum")
+        acc = Signal(g.WS, name="a_acc")
         with m.If(ce_a):
             m.d.sync += [
                 a1.valid.eq(a_issue), a1.first.eq(arow == 0), a1.last.eq(a_last),
-                a1.cnt.eq(a_cnt), a1.max.eq(_sel(d_max, ra)), a1.buf.eq(ra),
-                a2.eq(a1), a2_s.eq(_sel([rp.data for rp in rps], a1.buf)),
+                a1.cnt.eq(a_cnt), a1.max.eq(_sel(st.d_max, ra)), a1.buf.eq(ra),
+                a2.eq(a1), a2_s.eq(_sel([rp.data for rp in mem.rps], a1.buf)),
                 a3.eq(a2), a4.eq(a3), a5.eq(a4),
                 a5_sum.eq(_tree_sum(list(a4_e))),
             ]
@@ -362,23 +433,15 @@ class Softmax(wiring.Component):
                     m.d.sync += [arow.eq(0), ra.eq(_inc_mod(ra, NB))]
                     for b in range(NB):
                         with m.If(ra == b):
-                            m.d.sync += a_pend[b].eq(0)
+                            m.d.sync += st.a_pend[b].eq(0)
                 with m.Else():
                     m.d.sync += arow.eq(arow + 1)
-        for j in range(L):
-            d = Signal(SW, name=f"a2_d{j}")
-            m.d.comb += [d.eq((a2.max - a2_s[j]).as_unsigned()), rom_a[j].addr.eq(d[:F]),
-                         rom_a[j].en.eq(ce_a)]
-            with m.If(ce_a):
-                m.d.sync += [
-                    a3_k[j].eq(lane_shift(d)),
-                    a4_e[j].eq(Mux(a3.cnt > j, exp_of(rom_a[j].data, a3_k[j]), 0)),
-                ]
-        acc_next = Signal(WS, name="a_acc_next")
+        self._exp_lanes(m, g, ce_a, mem.rom_a, a3.cnt, a2.max, a2_s, a3_k, a4_e, "a")
+        acc_next = Signal(g.WS, name="a_acc_next")
         m.d.comb += acc_next.eq(Mux(a5.first, 0, acc) + a5_sum)
         slot_full = Signal(name="slot_full")  # pass A → divider
-        slot_s = Signal(WS, name="slot_s")
-        slot_buf = Signal(BB, name="slot_buf")
+        slot_s = Signal(g.WS, name="slot_s")
+        slot_buf = Signal(g.BB, name="slot_buf")
         div_take = Signal(name="div_take")
         m.d.comb += ce_a.eq(~slot_full | div_take)
         with m.If(div_take):
@@ -387,67 +450,86 @@ class Softmax(wiring.Component):
             m.d.sync += acc.eq(acc_next)
             with m.If(a5.last):
                 m.d.sync += [slot_full.eq(1), slot_s.eq(acc_next), slot_buf.eq(a5.buf)]
+        return SimpleNamespace(ce_a=ce_a, ra=ra, arow=arow, a_issue=a_issue,
+                               slot_full=slot_full, slot_s=slot_s, slot_buf=slot_buf,
+                               div_take=div_take)
 
-        # ---- Divider: r = floor(2**(z + Rb) / S), pmax, refetch ----------------------------
-        dv_buf = Signal(BB, name="dv_buf")
-        dv_empty = Signal(name="dv_empty")
-        dv_v = Signal(VB, name="dv_v")  # z - E
-        dv_sn = Signal(WS, name="dv_sn")  # S normalised: leading one at bit WS-1
-        dv_rem = Signal(WS, name="dv_rem")
-        dv_q = Signal(Rb + 1, name="dv_q")  # the quotient bits so far; r when done
-        dv_cnt = Signal(range(DC), name="dv_cnt")
-        dec_pend = Signal(name="dv_dec_pend")  # DONE: the decision is still to be loaded
-        b_pend = Signal(name="dv_b_pend")  # DONE: pass B is still to be started
-        lead = Signal(VB, name="dv_lead")  # leading one of S, minus E (S >= 2**E)
+    # ---- Divider --------------------------------------------------------------------------------
+    def _divider(self, m, g, st, pa, pb):
+        """``r = floor(2**(z + Rb) / S)``, ``pmax`` and ``refetch``; loads the decision beat
+        and hands the row to pass B (``handoff``) unless it is refetched (``rel_div``: the
+        buffer is released instead)."""
+        a = self._cfg.attn
+        E, Rb, WS, VB = g.E, g.Rb, g.WS, g.VB
+        dv = SimpleNamespace(
+            buf=Signal(g.BB, name="dv_buf"),
+            empty=Signal(name="dv_empty"),
+            v=Signal(VB, name="dv_v"),  # z - E
+            sn=Signal(WS, name="dv_sn"),  # S normalised: leading one at bit WS-1
+            rem=Signal(WS, name="dv_rem"),
+            q=Signal(Rb + 1, name="dv_q"),  # the quotient bits so far; r when done
+            cnt=Signal(range(g.DC), name="dv_cnt"),
+            dec_pend=Signal(name="dv_dec_pend"),  # DONE: the decision is still to be loaded
+            b_pend=Signal(name="dv_b_pend"),  # DONE: pass B is still to be started
+            lead=Signal(VB, name="dv_lead"),  # leading one of S, minus E (S >= 2**E)
+        )
         for k in range(E, WS):
-            with m.If(slot_s[k]):
-                m.d.comb += lead.eq(k - E)
-        pm = ((dv_q >> (dv_v + (Rb - P - 1))) + 1) >> 1  # shift_round(2**E * r, z+Rb-P)
-        dv_pmax = Signal(a.prob.width, name="dv_pmax")
-        m.d.comb += dv_pmax.eq(Mux(pm > PMAX, PMAX, pm))
-        dv_meta = Signal(meta, name="dv_meta")
-        m.d.comb += dv_meta.eq(_sel(d_meta, dv_buf))
-        dv_refetch = Signal(name="dv_refetch")
-        m.d.comb += dv_refetch.eq(~dv_empty & dv_meta.msb_only & (dv_pmax < dv_meta.threshold))
-        rel_div = Signal(name="rel_div")
+            with m.If(pa.slot_s[k]):
+                m.d.comb += dv.lead.eq(k - E)
+        pm = ((dv.q >> (dv.v + (Rb - g.P - 1))) + 1) >> 1  # shift_round(2**E * r, z+Rb-P)
+        dv.pmax = Signal(a.prob.width, name="dv_pmax")
+        m.d.comb += dv.pmax.eq(Mux(pm > g.PMAX, g.PMAX, pm))
+        dv.meta = Signal(g.meta, name="dv_meta")
+        m.d.comb += dv.meta.eq(_sel(st.d_meta, dv.buf))
+        dv.refetch = Signal(name="dv_refetch")
+        m.d.comb += dv.refetch.eq(~dv.empty & dv.meta.msb_only
+                                  & (dv.pmax < dv.meta.threshold))
+        dv.rel_div = Signal(name="rel_div")
 
         dec = self.dec
-        dec_free = Signal(name="dec_free")
-        m.d.comb += dec_free.eq(~dec.valid | dec.ready)
-        load_dec = Signal(name="load_dec")
-        handoff = Signal(name="b_handoff")
-        b_free = Signal(name="b_free")  # pass B can take a row this cycle
+        dv.dec_free = Signal(name="dec_free")
+        m.d.comb += dv.dec_free.eq(~dec.valid | dec.ready)
+        dv.load_dec = Signal(name="load_dec")
+        dv.handoff = Signal(name="b_handoff")
+        pb.b_free = Signal(name="b_free")  # pass B can take a row this cycle
         with m.If(dec.ready):
             m.d.sync += dec.valid.eq(0)
-        with m.If(load_dec):
-            m.d.sync += [dec.valid.eq(1), dec.payload.refetch.eq(dv_refetch),
-                         dec.payload.pmax.eq(dv_pmax),
-                         dec.payload.truncated.eq(_sel(d_trunc, dv_buf))]
+        with m.If(dv.load_dec):
+            m.d.sync += [dec.valid.eq(1), dec.payload.refetch.eq(dv.refetch),
+                         dec.payload.pmax.eq(dv.pmax),
+                         dec.payload.truncated.eq(_sel(st.d_trunc, dv.buf))]
+        self._divider_fsm(m, g, pa, pb, dv)
+        return dv
 
+    @staticmethod
+    def _divider_fsm(m, g, pa, pb, dv):
+        """IDLE (take and normalise ``S``) → ITER (``DIV_BITS`` quotient bits a cycle) →
+        DONE (decision and hand-off)."""
+        WS, E, Rb = g.WS, g.E, g.Rb
         with m.FSM(name="div_fsm"):
             with m.State("IDLE"):
                 # Take S and normalise it in one step: Sn = S << (WS - 1 - z).
-                m.d.comb += div_take.eq(slot_full)
-                with m.If(slot_full):
+                m.d.comb += pa.div_take.eq(pa.slot_full)
+                with m.If(pa.slot_full):
                     m.d.sync += [
-                        dv_buf.eq(slot_buf), dv_empty.eq(slot_s == 0), dv_v.eq(lead),
-                        dv_sn.eq(((slot_s << (WS - 1 - E)) >> lead)[:WS]),
-                        dv_rem.eq(1 << (WS - 2 - DPAD)), dv_q.eq(0), dv_cnt.eq(0),
-                        dec_pend.eq(1), b_pend.eq(1),
+                        dv.buf.eq(pa.slot_buf), dv.empty.eq(pa.slot_s == 0), dv.v.eq(dv.lead),
+                        dv.sn.eq(((pa.slot_s << (WS - 1 - E)) >> dv.lead)[:WS]),
+                        dv.rem.eq(1 << (WS - 2 - g.DPAD)), dv.q.eq(0), dv.cnt.eq(0),
+                        dv.dec_pend.eq(1), dv.b_pend.eq(1),
                     ]
-                    with m.If(slot_s == 0):  # empty row: r = 0, so pmax = 0
+                    with m.If(pa.slot_s == 0):  # empty row: r = 0, so pmax = 0
                         m.next = "DONE"
                     with m.Else():
                         m.next = "ITER"
             with m.State("ITER"):
-                rem, q = dv_rem, dv_q
+                rem, q = dv.rem, dv.q
                 for _ in range(DIV_BITS):
                     t = Cat(Const(0, 1), rem)  # rem << 1, WS + 1 bits
-                    ge = t >= dv_sn
-                    rem = Mux(ge, t - dv_sn, t)[:WS]
+                    ge = t >= dv.sn
+                    rem = Mux(ge, t - dv.sn, t)[:WS]
                     q = Cat(ge, q)[:Rb + 1]
-                m.d.sync += [dv_rem.eq(rem), dv_q.eq(q), dv_cnt.eq(dv_cnt + 1)]
-                with m.If(dv_cnt == DC - 1):
+                m.d.sync += [dv.rem.eq(rem), dv.q.eq(q), dv.cnt.eq(dv.cnt + 1)]
+                with m.If(dv.cnt == g.DC - 1):
                     m.next = "DONE"
             with m.State("DONE"):
                 # pmax and refetch are combinational here. The decision is loaded no later
@@ -455,43 +537,48 @@ class Softmax(wiring.Component):
                 # buffer (and descriptor) as its decision is loaded.
                 need_b = Signal(name="dv_need_b")
                 m.d.comb += [
-                    need_b.eq(b_pend & ~dv_refetch),
-                    load_dec.eq(dec_pend & dec_free),
-                    handoff.eq(need_b & b_free & (~dec_pend | dec_free)),
-                    rel_div.eq(load_dec & dv_refetch),
+                    need_b.eq(dv.b_pend & ~dv.refetch),
+                    dv.load_dec.eq(dv.dec_pend & dv.dec_free),
+                    dv.handoff.eq(need_b & pb.b_free & (~dv.dec_pend | dv.dec_free)),
+                    dv.rel_div.eq(dv.load_dec & dv.refetch),
                 ]
-                with m.If(load_dec):
-                    m.d.sync += dec_pend.eq(0)
-                with m.If(handoff):
-                    m.d.sync += b_pend.eq(0)
-                with m.If((~dec_pend | load_dec) & (~need_b | handoff)):
+                with m.If(dv.load_dec):
+                    m.d.sync += dv.dec_pend.eq(0)
+                with m.If(dv.handoff):
+                    m.d.sync += dv.b_pend.eq(0)
+                with m.If((~dv.dec_pend | dv.load_dec) & (~need_b | dv.handoff)):
                     m.next = "IDLE"
 
-        # ---- Pass B: p = fit(shift_round(e * r, z + Rb - P, HALF_UP)) --------------------
-        btag = data.StructLayout({"valid": 1, "last": 1, "cnt": CNTB, "max": signed(SW),
-                                  "buf": BB, "r": Rb + 1, "v": VB, "meta": meta})
+    # ---- Pass B ---------------------------------------------------------------------------------
+    def _pass_b(self, m, g, st, mem, dv, pb):
+        """Pass B: ``p = fit(shift_round(e * r, z + Rb - P, HALF_UP))`` into the ``o``
+        register; advances (``ce_b``) only when ``~o.valid | o.ready``."""
+        L, SW, Rb, VB = g.L, g.SW, g.Rb, g.VB
+        btag = data.StructLayout({"valid": 1, "last": 1, "cnt": g.CNTB, "max": signed(SW),
+                                  "buf": g.BB, "r": Rb + 1, "v": VB, "meta": g.meta})
         o = self.o
+        rb, brow, b_active = pb.rb, pb.brow, pb.b_active
         ce_b = Signal(name="ce_b")
         m.d.comb += ce_b.eq(~o.valid | o.ready)
-        b_n = Signal(CB, name="b_n")
+        b_n = Signal(g.CB, name="b_n")
         b_max = Signal(signed(SW), name="b_max")
         b_r = Signal(Rb + 1, name="b_r")
         b_v = Signal(VB, name="b_v")
-        b_meta = Signal(meta, name="b_meta")
-        b_last, b_cnt = row_facts(brow, b_n)
-        m.d.comb += b_free.eq(~b_active | (ce_b & b_last))
+        b_meta = Signal(g.meta, name="b_meta")
+        b_last, b_cnt = self._row_facts(g, brow, b_n)
+        m.d.comb += pb.b_free.eq(~b_active | (ce_b & b_last))
         b1, b2, b3, b4, b5 = (Signal(btag, name=f"b{x}") for x in range(1, 6))
-        b2_s = Signal(score_row, name="b2_s")
-        b3_k = [Signal(range(KMAX + 1), name=f"b3_k{j}") for j in range(L)]
-        b4_e = [Signal(EW, name=f"b4_e{j}") for j in range(L)]
-        b5_x = [Signal(EW + Rb + 1, name=f"b5_x{j}") for j in range(L)]
+        b2_s = Signal(g.score_row, name="b2_s")
+        b3_k = [Signal(range(g.KMAX + 1), name=f"b3_k{j}") for j in range(L)]
+        b4_e = [Signal(g.EW, name=f"b4_e{j}") for j in range(L)]
+        b5_x = [Signal(g.EW + Rb + 1, name=f"b5_x{j}") for j in range(L)]
         rel_b = Signal(name="rel_b")
         m.d.comb += rel_b.eq(ce_b & b1.valid & b1.last)
         with m.If(ce_b):
             m.d.sync += [
                 b1.valid.eq(b_active), b1.last.eq(b_last), b1.cnt.eq(b_cnt), b1.max.eq(b_max),
                 b1.buf.eq(rb), b1.r.eq(b_r), b1.v.eq(b_v), b1.meta.eq(b_meta),
-                b2.eq(b1), b2_s.eq(_sel([rp.data for rp in rps], b1.buf)),
+                b2.eq(b1), b2_s.eq(_sel([rp.data for rp in mem.rps], b1.buf)),
                 b3.eq(b2), b4.eq(b3), b5.eq(b4),
             ]
             with m.If(b_active):
@@ -500,44 +587,45 @@ class Softmax(wiring.Component):
                     m.d.sync += b_active.eq(0)
             for j in range(L):
                 m.d.sync += b5_x[j].eq(b4_e[j] * b4.r)
-        with m.If(handoff):  # after the issue logic: a row may start as the last one ends
+        with m.If(dv.handoff):  # after the issue logic: a row may start as the last one ends
             m.d.sync += [
-                b_active.eq(1), rb.eq(dv_buf), brow.eq(0), b_n.eq(_sel(d_n, dv_buf)),
-                b_max.eq(_sel(d_max, dv_buf)), b_r.eq(dv_q), b_v.eq(dv_v), b_meta.eq(dv_meta),
+                b_active.eq(1), rb.eq(dv.buf), brow.eq(0), b_n.eq(_sel(st.d_n, dv.buf)),
+                b_max.eq(_sel(st.d_max, dv.buf)), b_r.eq(dv.q), b_v.eq(dv.v),
+                b_meta.eq(dv.meta),
             ]
-        c0 = E + Rb - P - 1
-        for j in range(L):
-            d = Signal(SW, name=f"b2_d{j}")
-            m.d.comb += [d.eq((b2.max - b2_s[j]).as_unsigned()), rom_b[j].addr.eq(d[:F]),
-                         rom_b[j].en.eq(ce_b)]
-            y = (b5_x[j] >> c0) >> b5.v
-            p = ((y + 1) >> 1)
-            with m.If(ce_b):
-                m.d.sync += [
-                    b3_k[j].eq(lane_shift(d)),
-                    b4_e[j].eq(Mux(b3.cnt > j, exp_of(rom_b[j].data, b3_k[j]), 0)),
-                    o.payload.data[j].eq(Mux(p > PMAX, PMAX, p)),
-                ]
+        c0 = g.E + Rb - g.P - 1
+
+        def prob(j):  # round and saturate e * r into the output register
+            p = (((b5_x[j] >> c0) >> b5.v) + 1) >> 1
+            return o.payload.data[j].eq(Mux(p > g.PMAX, g.PMAX, p))
+
+        self._exp_lanes(m, g, ce_b, mem.rom_b, b3.cnt, b2.max, b2_s, b3_k, b4_e, "b",
+                        also=prob)
         with m.If(ce_b):
             m.d.sync += [o.valid.eq(b5.valid), o.payload.count.eq(b5.cnt),
                          o.payload.last.eq(b5.last), o.payload.meta.eq(b5.meta)]
+        pb.ce_b, pb.b_last, pb.rel_b, pb.b1 = ce_b, b_last, rel_b, b1
 
-        # ---- Buffer read ports: pass A or pass B (never both on one buffer) ---------------
-        for b in range(NB):
-            b_here = b_active & (rb == b)
+    # ---- Buffer read ports and release ----------------------------------------------------------
+    def _read_ports(self, m, g, st, mem, fill, pa, dv, pb):
+        """Each buffer's read port serves pass A or pass B (never both on one buffer); a
+        buffer is released by pass B's last word or by a refetch, and marked busy (or
+        ``queued`` behind pass B) when a row's last beat is written into it."""
+        for b in range(g.NB):
+            b_here = pb.b_active & (pb.rb == b)
             m.d.comb += [
-                rps[b].addr.eq(Mux(b_here, brow, arow)),
-                rps[b].en.eq((ce_a & a_issue & (ra == b)) | (ce_b & b_here)),
+                mem.rps[b].addr.eq(Mux(b_here, pb.brow, pa.arow)),
+                mem.rps[b].en.eq((pa.ce_a & pa.a_issue & (pa.ra == b)) | (pb.ce_b & b_here)),
             ]
-            rel = (rel_b & (b1.buf == b)) | (rel_div & (dv_buf == b))
-            fin = take & i.payload.last & (wb == b)
-            with m.If(ce_b & b_here & b_last):
-                m.d.sync += drained[b].eq(1)
+            rel = (pb.rel_b & (pb.b1.buf == b)) | (dv.rel_div & (dv.buf == b))
+            fin = fill.take & self.i.payload.last & (fill.wb == b)
+            with m.If(pb.ce_b & b_here & pb.b_last):
+                m.d.sync += st.drained[b].eq(1)
             with m.If(rel):
-                m.d.sync += [busy[b].eq(queued[b]), queued[b].eq(0), drained[b].eq(0)]
+                m.d.sync += [st.busy[b].eq(st.queued[b]), st.queued[b].eq(0),
+                             st.drained[b].eq(0)]
             with m.If(fin):
-                with m.If(busy[b] & ~rel):
-                    m.d.sync += queued[b].eq(1)
+                with m.If(st.busy[b] & ~rel):
+                    m.d.sync += st.queued[b].eq(1)
                 with m.Else():
-                    m.d.sync += busy[b].eq(1)
-        return m
+                    m.d.sync += st.busy[b].eq(1)

@@ -47,6 +47,8 @@ ConfigError
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
@@ -125,13 +127,43 @@ class TokenSelect(wiring.Component):
             "status": Out(stream.Signature(status_layout(cfg))),
         })
 
+    # Elaboration: the memories, the command state, the scores pass's two stages (read,
+    # score) and the command FSM, each built by a private method below; the merge and the
+    # write pass add their own states to the FSM.
     def elaborate(self, platform):
-        cfg = self._cfg
-        c, t, st = cfg.core, cfg.topk, cfg.select_topk
         m = Module()
+        m.submodules.engine = engine = TopK(self._cfg.select_topk)
+        mem = self._memories(m)
+        s = self._command_state()
+
+        # ---- importance writes, between commands -----------------------------------------
+        m.d.comb += [mem.imp_w.addr.eq(self.imp_in.payload.addr),
+                     mem.imp_w.data.eq(self.imp_in.payload.data),
+                     mem.imp_w.en.eq(self.imp_in.valid & ~s.busy),
+                     self.imp_in.ready.eq(~s.busy)]
+
+        rd = self._scores_read(m, s, mem)
+        lanes = self._scores_lanes(m, s, mem, rd)
+        with m.FSM():
+            self._idle_state(m, s, rd)
+            self._merge_states(m, s.cmd, s.w, s.words, s.cands, mem.imp_r, mem.imp_w,
+                               mem.src_r)
+            self._scores_state(m, s, mem, rd, lanes, engine.i)
+            self._check_state(m, s, engine.i)
+            with m.State("WRITE"):
+                with m.If(self._write_pass(m, s.cmd, s.code, s.w, s.words, engine.o,
+                                           mem.mask_w, self._cfg.topk.rows)):
+                    m.next = "STATUS"
+            with m.State("STATUS"):
+                status_state(m, self.status, s.code, s.cands, s.busy)
+        return m
+
+    def _memories(self, m):
+        """``imp`` (``P`` accumulators a word), the masks (two copies) and the age
+        reciprocal ROM banks."""
+        cfg = self._cfg
+        c, t = cfg.core, cfg.topk
         P, W, IB, B = t.lanes, t.rows, c.imp_bits, c.age_frac_bits
-        lane_bits = (P - 1).bit_length()
-        m.submodules.engine = engine = TopK(st)
         m.submodules.imp = imp = Memory(shape=data.ArrayLayout(unsigned(IB), P), depth=W,
                                         init=[])
         # Two copies of the masks, written together, one read port each (the candidate and
@@ -154,51 +186,71 @@ class TokenSelect(wiring.Component):
             m.submodules[f"recip{i}"] = bank = Memory(shape=unsigned(B + 1), depth=len(init),
                                                       init=init)
             banks.append(bank.read_port())
+        return SimpleNamespace(imp_w=imp_w, imp_r=imp_r, mask_w=mask_w, src_r=src_r,
+                               up_r=up_r, banks=banks)
 
-        cmd = Signal(select_cmd_layout(cfg))
-        busy = Signal()
-        words = Signal(range(W + 1))       # ceil(n / P)
-        w = Signal(range(W + 1))           # next word to read (scores) or to write (masks)
-        cands = Signal(t.count_bits + 1)
-        prot = Signal(t.count_bits + 1)
-        code = Signal(Status)
+    def _command_state(self):
+        """The command being run and its counters."""
+        cfg = self._cfg
+        t = cfg.topk
+        W = t.rows
+        return SimpleNamespace(
+            cmd=Signal(select_cmd_layout(cfg), name="cmd"),
+            busy=Signal(name="busy"),
+            words=Signal(range(W + 1), name="words"),  # ceil(n / P)
+            w=Signal(range(W + 1), name="w"),  # next word to read (scores) or write (masks)
+            cands=Signal(t.count_bits + 1, name="cands"),
+            prot=Signal(t.count_bits + 1, name="prot"),
+            code=Signal(Status, name="code"),
+        )
 
-        # ---- importance writes, between commands -----------------------------------------
-        m.d.comb += [imp_w.addr.eq(self.imp_in.payload.addr),
-                     imp_w.data.eq(self.imp_in.payload.data),
-                     imp_w.en.eq(self.imp_in.valid & ~busy),
-                     self.imp_in.ready.eq(~busy)]
-
-        # ---- scores pass, read stage: word w ---------------------------------------------
-        m.d.comb += [imp_r.addr.eq(w), src_r.addr.eq(cmd.src * W + w),
-                     up_r.addr.eq(cmd.upper * W + w)]
+    def _scores_read(self, m, s, mem):
+        """Scores pass, read stage: the addresses of word ``w`` (``imp``, both masks, and
+        per bank the age reciprocal of the lane whose age falls in it); ``rd_*`` name the
+        word whose read data is on the ports."""
+        t = self._cfg.topk
+        P, W = t.lanes, t.rows
+        lane_bits = (P - 1).bit_length()
+        cmd, w = s.cmd, s.w
+        m.d.comb += [mem.imp_r.addr.eq(w), mem.src_r.addr.eq(cmd.src * W + w),
+                     mem.up_r.addr.eq(cmd.upper * W + w)]
         age_w = t.count_bits + 3
         lane_age = [Signal(signed(age_w), name=f"age{j}") for j in range(P)]
         for j in range(P):
             m.d.comb += lane_age[j].eq(cmd.newest - w * P - j + 1)
-        for i, bank in enumerate(banks):
+        for i, bank in enumerate(mem.banks):
             addr = Const(0, len(bank.addr))
             for j in range(P):
                 hit = (lane_age[j].as_unsigned()[:lane_bits] == i) if lane_bits else Const(1)
                 addr = Mux(hit, (lane_age[j] >> lane_bits).as_unsigned()[:len(bank.addr)],
                            addr)
             m.d.comb += bank.addr.eq(addr)
-        rd_valid = Signal()                # read data on the ports is word rd_w
-        rd_w = Signal(range(W + 1))
-        rd_last = Signal()
-        bank_sel = [Signal(range(P), name=f"bank_sel{j}") for j in range(P)]
+        return SimpleNamespace(
+            lane_age=lane_age,
+            rd_valid=Signal(name="rd_valid"),  # read data on the ports is word rd_w
+            rd_w=Signal(range(W + 1), name="rd_w"),
+            rd_last=Signal(name="rd_last"),
+            bank_sel=[Signal(range(P), name=f"bank_sel{j}") for j in range(P)],
+        )
 
-        # ---- scores pass, score stage: word rd_w -----------------------------------------
+    def _scores_lanes(self, m, s, mem, rd):
+        """Scores pass, score stage (word ``rd_w``): each lane's candidate and protected
+        flags and its top-k score."""
+        cfg = self._cfg
+        P, IB, B = cfg.topk.lanes, cfg.core.imp_bits, cfg.core.age_frac_bits
+        cmd, imp_r = s.cmd, mem.imp_r
         lane_cand = [Signal(name=f"cand{j}") for j in range(P)]
         lane_prot = [Signal(name=f"prot{j}") for j in range(P)]
-        scores = [Signal(signed(st.score.width), name=f"score{j}") for j in range(P)]
+        scores = [Signal(signed(cfg.select_topk.score.width), name=f"score{j}")
+                  for j in range(P)]
         for j in range(P):
-            pos = rd_w * P + j
-            listed = Mux(cmd.all, 1, src_r.data[j] | (cmd.add_newest & (pos == cmd.newest)))
-            cand = (pos < cmd.n) & listed & (~cmd.has_upper | up_r.data[j])
+            pos = rd.rd_w * P + j
+            listed = Mux(cmd.all, 1,
+                         mem.src_r.data[j] | (cmd.add_newest & (pos == cmd.newest)))
+            cand = (pos < cmd.n) & listed & (~cmd.has_upper | mem.up_r.data[j])
             recip = Const(0, B + 1)
-            for i, bank in enumerate(banks):
-                recip = Mux(bank_sel[j] == i, bank.data, recip)
+            for i, bank in enumerate(mem.banks):
+                recip = Mux(rd.bank_sel[j] == i, bank.data, recip)
             normed = (imp_r.data[j] * recip + (1 << (B - 1))) >> B
             m.d.comb += [
                 lane_cand[j].eq(cand),
@@ -206,63 +258,72 @@ class TokenSelect(wiring.Component):
                 scores[j].eq(Mux(lane_prot[j], 1 << IB,
                                  Mux(cand, Mux(cmd.age_norm, normed, imp_r.data[j]), -1))),
             ]
+        return SimpleNamespace(cand=lane_cand, prot=lane_prot, scores=scores)
 
-        e = engine.i
+    def _idle_state(self, m, s, rd):
+        """IDLE: take a command (not while an importance write is offered)."""
+        P = self._cfg.topk.lanes
+        lane_bits = (P - 1).bit_length()
+        with m.State("IDLE"):
+            m.d.comb += self.cmd.ready.eq(~self.imp_in.valid)
+            with m.If(self.cmd.valid & ~self.imp_in.valid):
+                m.d.sync += [s.cmd.eq(self.cmd.payload), s.w.eq(0), s.cands.eq(0),
+                             s.prot.eq(0),
+                             s.words.eq((self.cmd.payload.n + P - 1) >> lane_bits),
+                             s.busy.eq(1), rd.rd_valid.eq(0)]
+                with m.If(self.cmd.payload.merge):
+                    m.d.sync += s.code.eq(Status.OK)
+                    m.next = "M_READ"
+                with m.Else():
+                    m.next = "SCORES"
+
+    def _scores_state(self, m, s, mem, rd, lanes, e):
+        """SCORES: read word ``w`` while the engine takes the scores of word ``rd_w``; the
+        whole pass advances only when the engine's input is free or taken."""
+        P = self._cfg.topk.lanes
+        lane_bits = (P - 1).bit_length()
+        cmd, w = s.cmd, s.w
         advance = ~e.valid | e.ready
-        with m.FSM():
-            with m.State("IDLE"):
-                m.d.comb += self.cmd.ready.eq(~self.imp_in.valid)
-                with m.If(self.cmd.valid & ~self.imp_in.valid):
-                    m.d.sync += [cmd.eq(self.cmd.payload), w.eq(0), cands.eq(0), prot.eq(0),
-                                 words.eq((self.cmd.payload.n + P - 1) >> lane_bits),
-                                 busy.eq(1), rd_valid.eq(0)]
-                    with m.If(self.cmd.payload.merge):
-                        m.d.sync += code.eq(Status.OK)
-                        m.next = "M_READ"
-                    with m.Else():
-                        m.next = "SCORES"
-            self._merge_states(m, cmd, w, words, cands, imp_r, imp_w, src_r)
-            with m.State("SCORES"):
-                m.d.comb += [imp_r.en.eq(advance), src_r.en.eq(advance), up_r.en.eq(advance)]
-                for bank in banks:
-                    m.d.comb += bank.en.eq(advance)
-                with m.If(advance):
-                    m.d.sync += e.valid.eq(rd_valid)
-                    with m.If(rd_valid):
-                        m.d.sync += [e.payload.k.eq(cmd.keep), e.payload.last.eq(rd_last),
-                                     e.payload.count.eq(Mux(rd_last, cmd.n - rd_w * P, P)),
-                                     cands.eq(cands + popcount(lane_cand)),
-                                     prot.eq(prot + popcount(lane_prot))]
-                        m.d.sync += [e.payload.data[j].eq(scores[j]) for j in range(P)]
-                    with m.If(w < words):
-                        m.d.sync += [rd_valid.eq(1), rd_w.eq(w), rd_last.eq(w == words - 1),
-                                     w.eq(w + 1)]
-                        m.d.sync += [bank_sel[j].eq(lane_age[j].as_unsigned()[:lane_bits]
-                                                    if lane_bits else 0) for j in range(P)]
-                    with m.Else():
-                        m.d.sync += rd_valid.eq(0)
-                        with m.If(rd_valid):
-                            m.next = "CHECK"
-            with m.State("CHECK"):
-                with m.If(e.ready | ~e.valid):
-                    # Every word of mask dst is rewritten, so no bit above n survives from an
-                    # earlier, longer sequence.
-                    m.d.sync += [e.valid.eq(0), w.eq(0), words.eq(W)]
-                    with m.If(cmd.age_norm & (cmd.n != cmd.newest + 1)):
-                        m.d.sync += code.eq(Status.PARAMS)
-                    with m.Elif((cmd.keep == 0) | (cmd.keep > cands)):
-                        m.d.sync += code.eq(Status.KEEP_RANGE)
-                    with m.Elif(prot > cmd.keep):
-                        m.d.sync += code.eq(Status.POLICY)
-                    with m.Else():
-                        m.d.sync += code.eq(Status.OK)
-                    m.next = "WRITE"
-            with m.State("WRITE"):
-                with m.If(self._write_pass(m, cmd, code, w, words, engine.o, mask_w, W)):
-                    m.next = "STATUS"
-            with m.State("STATUS"):
-                status_state(m, self.status, code, cands, busy)
-        return m
+        with m.State("SCORES"):
+            m.d.comb += [mem.imp_r.en.eq(advance), mem.src_r.en.eq(advance),
+                         mem.up_r.en.eq(advance)]
+            for bank in mem.banks:
+                m.d.comb += bank.en.eq(advance)
+            with m.If(advance):
+                m.d.sync += e.valid.eq(rd.rd_valid)
+                with m.If(rd.rd_valid):
+                    m.d.sync += [e.payload.k.eq(cmd.keep), e.payload.last.eq(rd.rd_last),
+                                 e.payload.count.eq(Mux(rd.rd_last, cmd.n - rd.rd_w * P, P)),
+                                 s.cands.eq(s.cands + popcount(lanes.cand)),
+                                 s.prot.eq(s.prot + popcount(lanes.prot))]
+                    m.d.sync += [e.payload.data[j].eq(lanes.scores[j]) for j in range(P)]
+                with m.If(w < s.words):
+                    m.d.sync += [rd.rd_valid.eq(1), rd.rd_w.eq(w),
+                                 rd.rd_last.eq(w == s.words - 1), w.eq(w + 1)]
+                    m.d.sync += [rd.bank_sel[j].eq(rd.lane_age[j].as_unsigned()[:lane_bits]
+                                                   if lane_bits else 0) for j in range(P)]
+                with m.Else():
+                    m.d.sync += rd.rd_valid.eq(0)
+                    with m.If(rd.rd_valid):
+                        m.next = "CHECK"
+
+    def _check_state(self, m, s, e):
+        """CHECK: once the engine has the last beat, the command's status code."""
+        cmd = s.cmd
+        with m.State("CHECK"):
+            with m.If(e.ready | ~e.valid):
+                # Every word of mask dst is rewritten, so no bit above n survives from an
+                # earlier, longer sequence.
+                m.d.sync += [e.valid.eq(0), s.w.eq(0), s.words.eq(self._cfg.topk.rows)]
+                with m.If(cmd.age_norm & (cmd.n != cmd.newest + 1)):
+                    m.d.sync += s.code.eq(Status.PARAMS)
+                with m.Elif((cmd.keep == 0) | (cmd.keep > s.cands)):
+                    m.d.sync += s.code.eq(Status.KEEP_RANGE)
+                with m.Elif(s.prot > cmd.keep):
+                    m.d.sync += s.code.eq(Status.POLICY)
+                with m.Else():
+                    m.d.sync += s.code.eq(Status.OK)
+                m.next = "WRITE"
 
     def _merge_states(self, m, cmd, w, words, merged, imp_r, imp_w, src_r):
         """States M_READ, M_WORD and M_TAIL: slot sums into ``imp`` at the mask's positions."""
