@@ -60,9 +60,9 @@ FAST = Plan(
     generate=(("ci", "topk"), ("ci", "head"), ("ci", "core")),
     sims=(("ci", "topk", "icarus", 250), ("ci", "head", "icarus", 60),
           ("ci", "core", "icarus", 24)),
-    synth=(("ci", "core", "asic"), ("ci", "core", "ecp5")),
+    synth=(("ci", "topk", "asic"), ("ci", "topk", "ecp5"), ("ci", "head", "asic")),
     topk_bench=("ci", "icarus", None, 10),
-    core_sweep=("ci", "icarus", 48, 4, 2),
+    core_sweep=("ci", "icarus", 32, 2, 2),
 )
 FULL = Plan(
     name="report",
@@ -71,7 +71,7 @@ FULL = Plan(
           ("ci", "head", "icarus", 200), ("paper", "head", "verilator", 16),
           ("ci", "core", "icarus", 24)),
     synth=(("paper", "topk", "cmos"), ("paper", "topk", "asic"), ("paper", "topk", "ecp5"),
-           ("ci", "core", "asic"), ("ci", "core", "ecp5")),
+           ("ci", "head", "asic"), ("ci", "head", "ecp5")),
     breakdowns=(("eighth", "core", "asic"),),
     topk_bench=("paper", "verilator", None, 10),
     head_bench=("paper", "verilator", None, 20),

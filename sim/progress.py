@@ -33,7 +33,11 @@ class Task:
         self._lock = threading.Lock()
 
     def show(self, done: int, total: int | None = None):
+        """``done`` of ``total``; a count that goes back (the next part of a step, e.g. the
+        next stall setting of a simulation) starts the ETA afresh."""
         with self._lock:
+            if done < self._bar.n:
+                self._bar.reset(total=total)
             if total is not None and total != self._bar.total:
                 self._bar.total = total
                 self._bar.bar_format = _FORMAT
@@ -98,7 +102,7 @@ class _LineBar:
     def __init__(self, desc: str, total: int | None, file):
         self.desc, self.total, self.file = desc, total, file
         self.n, self.bar_format, self.postfix = 0, None, ""
-        self.start = self._said = time.monotonic()
+        self.start = self._said = self._part = time.monotonic()
         self._line("started")
 
     def _line(self, state: str):
@@ -108,7 +112,8 @@ class _LineBar:
         if self.total:
             text += f", {self.n}/{self.total}"
             if 0 < self.n < self.total:
-                text += f", about {_hms(elapsed * (self.total - self.n) / self.n)} left"
+                part = self._said - self._part
+                text += f", about {_hms(part * (self.total - self.n) / self.n)} left"
         if self.postfix:
             text += f" ({self.postfix})"
         print(text, file=self.file, flush=True)
@@ -119,6 +124,9 @@ class _LineBar:
 
     def update(self, n: int = 1):
         self.n += n
+
+    def reset(self, total=None):
+        self.n, self.total, self._part = 0, total, time.monotonic()
 
     def set_postfix_str(self, text: str, refresh: bool = True):
         self.postfix = text

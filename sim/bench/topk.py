@@ -85,7 +85,7 @@ def bench_topk(cfg: SpAttenConfig, *, sizes=None, packets: int, simulator: str, 
           f"uniformly random scores, {packets} packets per point, RTL simulation on "
           f"{simulator}). Authors' model: SpAtten's quick-select cost model "
           f"(selection passes + one filter pass of n/P cycles; 200 trials). "
-          f"worst_case_formula: the engine's data-independent bound "
+          f"worst_case_formula: the engine's exact worst case over all scores and k "
           f"(`hdl.topk.latency_bound`).\n\n"
           + md_table(rows, TOPK_COLUMNS) + "\n\n" + tp_line + "\n")
     write_text(out / "topk_latency.md", md)
