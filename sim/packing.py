@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import enum
+
 from amaranth.lib import data
 
 __all__ = ["pack", "unpack", "const_to_py"]
 
 
 def const_to_py(value):
-    """A ``data.Const`` (struct/array) or an int → plain Python dicts, lists and ints."""
+    """A ``data.Const`` (struct/array), an enumeration member or an int → plain Python
+    dicts, lists and ints (an enumeration field as its value)."""
     if isinstance(value, data.Const):
         layout = value.shape()
         if isinstance(layout, data.ArrayLayout):
             return [const_to_py(value[j]) for j in range(layout.length)]
         return {name: const_to_py(value[name]) for name, _ in layout}
-    return int(value)
+    return value.value if isinstance(value, enum.Enum) else int(value)
 
 
 def pack(layout: data.Layout, item) -> int:

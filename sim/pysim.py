@@ -10,7 +10,8 @@ from amaranth.sim import Simulator
 
 from .packing import const_to_py
 
-__all__ = ["run", "stream_send", "stream_recv"]
+__all__ = ["read_port_model", "row_reader_models", "run", "run_models", "stream_send",
+           "stream_recv"]
 
 
 async def stream_send(ctx, port, items, *, rng: random.Random, stall: float = 0.0,
@@ -70,3 +71,71 @@ def run(dut, *testbenches, vcd_name: str = "dut", deadline: float | None = None)
             sim.run_until(deadline) if deadline else sim.run()
     else:
         sim.run_until(deadline) if deadline else sim.run()
+
+
+def run_models(dut, critical, background=(), max_cycles: int = 50_000):
+    """Simulate until the ``critical`` testbenches end (``background`` ones are models that
+    never end); a run longer than ``max_cycles`` fails (a hang is a failure, not a stuck
+    test)."""
+    async def watchdog(ctx):
+        for _ in range(max_cycles):
+            await ctx.tick()
+        raise AssertionError(f"the testbenches did not end within {max_cycles} cycles")
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    for tb in critical:
+        sim.add_testbench(tb)
+    for tb in (*background, watchdog):
+        sim.add_testbench(tb, background=True)
+    sim.run()
+
+
+def read_port_model(port, table):
+    """A memory read port's model: ``port.pos`` is ``table[port.slot]`` (0 past its end) from
+    the cycle after ``port.en``, held until the next read."""
+    async def model(ctx):
+        pos = 0
+        while True:
+            _, _, en, slot = await ctx.tick().sample(port.en, port.slot)
+            if en:
+                pos = table[slot] if slot < len(table) else 0
+            ctx.set(port.pos, pos)
+    return model
+
+
+def row_reader_models(req, rows, data_for, *, seed: int, stall, requests: list | None = None,
+                      on_landed=None):
+    """A DRAM's two models: one takes row requests from ``req`` with random back-pressure
+    (probability ``stall[1]``) into ``requests``; the other lands them in order on the
+    always-ready ``rows`` after random delays (``stall[0]``), each as ``{kind, slot,
+    data_for(request, rng)}``; ``on_landed(count)`` follows each landing. Pass your own
+    ``requests`` list to see what was asked."""
+    requests = [] if requests is None else requests
+
+    async def take(ctx):
+        r = random.Random(seed + 1)
+        while True:
+            ready = int(r.random() >= stall[1])
+            ctx.set(req.ready, ready)
+            _, _, valid, payload = await ctx.tick().sample(req.valid, req.payload)
+            if valid and ready:
+                requests.append(const_to_py(payload))
+
+    async def land(ctx):
+        r = random.Random(seed + 2)
+        served = 0
+        while True:
+            while served >= len(requests) or r.random() < stall[0]:
+                await ctx.tick()
+            q = requests[served]
+            ctx.set(rows.payload, {"kind": q["kind"], "slot": q["slot"],
+                                   "data": data_for(q, r)})
+            ctx.set(rows.valid, 1)
+            await ctx.tick()
+            ctx.set(rows.valid, 0)
+            served += 1
+            if on_landed is not None:
+                on_landed(served)
+
+    return take, land

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from generators.config import TopKConfig
 from sim.golden.topk import topk_engine
 

@@ -42,7 +42,7 @@ A row is one pass of one query (generation: the new token) against ``key_fetch_n
 one head, replayed as a single-head job of :func:`sim.golden.core.decode_step`. Its bytes
 follow the job's DRAM rule (the ``_job`` docstring in :mod:`sim.golden.core`,
 ``docs/core.md``), every row padded to whole bus beats by
-:func:`sim.golden.core.row_bytes`. The plane widths are the *config's* (``cfg.attn.q_bits``,
+:func:`generators.dram.row_bytes`. The plane widths are the *config's* (``cfg.attn.q_bits``,
 ``msb_bits``, ``lsb_bits``, ``out.width``), not the trace's 6-bit K/V: our core stores what
 its config says; the trace's widths are only reported by :func:`summary`.
 

@@ -51,13 +51,13 @@ ConfigError
 
 from __future__ import annotations
 
-from amaranth.hdl import Module
+from amaranth.hdl import Module, unsigned
 from amaranth.lib import stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from generators.config import SpAttenConfig
 
+from ..common.queue import Queue
 from ..common.stream import Fork, PacketMerge, PacketSplit
 from ..topk import TopK
 from ..topk.layouts import in_layout, out_layout as topk_out_layout
@@ -108,12 +108,11 @@ class Head(wiring.Component):
         m.submodules.softmax = sm = Softmax(cfg)
         m.submodules.fork_p = fork_p = Fork(prob_layout(cfg), 3)
         m.submodules.to_topk = to_topk = ToTopK(cfg)
-        m.submodules.meta_fifo = meta_fifo = SyncFIFOBuffered(
-            width=1, depth=meta_fifo_depth(cfg.attn.topk_engines))
+        m.submodules.meta_fifo = meta_fifo = Queue(
+            unsigned(1), meta_fifo_depth(cfg.attn.topk_engines))
         m.submodules.chunker = chunker = Chunker(cfg)
         m.submodules.fork_c = fork_c = Fork(chunk_layout(cfg), 2)
-        m.submodules.chunk_fifo = chunk_fifo = SyncFIFOBuffered(
-            width=chunk_layout(cfg).size, depth=CHUNK_FIFO_DEPTH)
+        m.submodules.chunk_fifo = chunk_fifo = Queue(chunk_layout(cfg), CHUNK_FIFO_DEPTH)
         m.submodules.pv = pv = ProbV(cfg)
 
         wiring.connect(m, wiring.flipped(self.q), qk.q)
@@ -129,13 +128,11 @@ class Head(wiring.Component):
         # row's msb_only for the chunker (the top-k engine does not carry side fields).
         o2 = fork_p.o2
         m.d.comb += [
-            meta_fifo.w_data.eq(o2.payload.meta.msb_only),
-            meta_fifo.w_en.eq(o2.valid & o2.payload.last),
-            o2.ready.eq(~o2.payload.last | meta_fifo.w_rdy),
-            chunker.msb_only.payload.eq(meta_fifo.r_data),
-            chunker.msb_only.valid.eq(meta_fifo.r_rdy),
-            meta_fifo.r_en.eq(chunker.msb_only.ready),
+            meta_fifo.w.payload.eq(o2.payload.meta.msb_only),
+            meta_fifo.w.valid.eq(o2.valid & o2.payload.last),
+            o2.ready.eq(~o2.payload.last | meta_fifo.w.ready),
         ]
+        wiring.connect(m, meta_fifo.r, chunker.msb_only)
         wiring.connect(m, chunker.o, fork_c.i)
 
         # Kept chunks: their indices go out as V requests; the chunks wait in a FIFO for
@@ -148,15 +145,8 @@ class Head(wiring.Component):
             self.vreq.valid.eq(req.valid),
             req.ready.eq(self.vreq.ready),
         ]
-        keep = fork_c.o1
-        m.d.comb += [
-            chunk_fifo.w_data.eq(keep.payload.as_value()),
-            chunk_fifo.w_en.eq(keep.valid),
-            keep.ready.eq(chunk_fifo.w_rdy),
-            pv.c.payload.eq(chunk_fifo.r_data),
-            pv.c.valid.eq(chunk_fifo.r_rdy),
-            chunk_fifo.r_en.eq(pv.c.ready),
-        ]
+        wiring.connect(m, fork_c.o1, chunk_fifo.w)
+        wiring.connect(m, chunk_fifo.r, pv.c)
         wiring.connect(m, wiring.flipped(self.v), pv.v)
         wiring.connect(m, pv.o, wiring.flipped(self.o))
         return m

@@ -10,9 +10,13 @@ Stream convention (``amaranth.lib.stream``), restated from the Amaranth docs:
 Packets are framed by a ``last`` field in the payload; lane 0 of an ``ArrayLayout`` occupies
 the least significant bits. Every component has a synchronous ``sync`` domain with an
 active-high synchronous reset (Verilog ports ``clk``/``rst``).
+
+Queues are :class:`~hdl.common.queue.Queue` (a FIFO whose word is the stream's payload
+layout), never a FIFO word packed with ``Cat`` by hand.
 """
 
 from .arith import popcount, prefix_sums
 from .narrow import fit, shift_round
+from .queue import Queue
 
-__all__ = ["fit", "popcount", "prefix_sums", "shift_round"]
+__all__ = ["Queue", "fit", "popcount", "prefix_sums", "shift_round"]

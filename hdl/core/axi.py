@@ -17,7 +17,7 @@ stride of at most 4 KB), so one row is one INCR burst.
   than OKAY, bit 2 a command that breaks the row rule (misaligned address, 0 beats or a
   4 KB crossing). Such a command is dropped; after a dropped write command the ``wdata``
   stream is out of step. The core never issues one: its descriptor checks
-  (``sim.golden.core.base_align``) keep every row inside a page. The core reports error
+  (``generators.dram.base_align``) keep every row inside a page. The core reports error
   responses itself (status ``BUS``), from the AXI ports.
 
 Ref: AMBA AXI4 (ARM IHI 0022): INCR bursts of at most 256 beats never cross 4 KB; a manager

@@ -1,7 +1,7 @@
 """Head importance and cascade head selection.
 
 Spec: ``docs/core.md`` (Importance, Selection); golden model: ``himp`` updates in
-:func:`sim.golden.core._job` and :func:`sim.golden.core.select` over the candidate heads.
+:func:`sim.golden.core._job` and :func:`sim.golden.select.select` over the candidate heads.
 
 - ``o``: one beat per accepted pass, the head pipeline's output vector and the head it
   belongs to; ``sum(|out|)`` over the ``D`` elements (an adder tree, registered) is added to
@@ -28,7 +28,7 @@ ConfigError
 from __future__ import annotations
 
 from amaranth.hdl import Array, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from generators.config import SpAttenConfig
@@ -36,7 +36,7 @@ from generators.status import Status
 from generators.numerics import ceil_log2
 
 from ..common.arith import popcount, tree_sum
-from .check import core_config, status_state
+from .check import CoreComponent, status_state
 from .select import status_layout
 
 __all__ = ["HeadImportance", "head_out_layout", "head_cmd_layout", "head_keep_layout"]
@@ -63,7 +63,7 @@ def head_keep_layout(cfg: SpAttenConfig) -> data.StructLayout:
     return data.StructLayout({"mask": unsigned(c.heads), "count": unsigned(c.heads.bit_length())})
 
 
-class HeadImportance(wiring.Component):
+class HeadImportance(CoreComponent):
     """Head importance accumulators and per-layer head masks (see the module docstring).
 
     Members
@@ -74,15 +74,14 @@ class HeadImportance(wiring.Component):
     status : ``Out(stream.Signature(select.status_layout(cfg)))``
     """
 
-    def __init__(self, cfg: SpAttenConfig):
-        self._cfg = core_config(cfg)
-        super().__init__({
+    def _ports(self, cfg: SpAttenConfig) -> dict:
+        return {
             "o": In(stream.Signature(head_out_layout(cfg))),
             "cmd": In(stream.Signature(head_cmd_layout(cfg))),
             "keep": Out(stream.Signature(head_keep_layout(cfg))),
             "status": Out(stream.Signature(status_layout(cfg))),
             "clear": In(1),
-        })
+        }
 
     def elaborate(self, platform):
         cfg = self._cfg

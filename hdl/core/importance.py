@@ -28,7 +28,7 @@ ConfigError
 from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -36,7 +36,7 @@ from generators.config import SpAttenConfig
 from generators.numerics import bits_for
 
 from ..attn.layouts import prob_layout
-from .check import core_config
+from .check import CoreComponent
 
 __all__ = ["SlotAccumulator", "sums_layout"]
 
@@ -51,7 +51,7 @@ def sums_layout(cfg: SpAttenConfig) -> data.StructLayout:
     })
 
 
-class SlotAccumulator(wiring.Component):
+class SlotAccumulator(CoreComponent):
     """Per-slot saturating sums of a layer's probability rows (see the module docstring).
 
     Members
@@ -61,13 +61,12 @@ class SlotAccumulator(wiring.Component):
     sums : ``Out(stream.Signature(sums_layout(cfg)))``
     """
 
-    def __init__(self, cfg: SpAttenConfig):
-        self._cfg = core_config(cfg)
-        super().__init__({
+    def _ports(self, cfg: SpAttenConfig) -> dict:
+        return {
             "p": In(stream.Signature(prob_layout(cfg))),
             "drain": In(stream.Signature(unsigned(cfg.topk.count_bits))),
             "sums": Out(stream.Signature(sums_layout(cfg))),
-        })
+        }
 
     def elaborate(self, platform):
         cfg = self._cfg

@@ -11,7 +11,7 @@ checked by the selection units (``KEEP_RANGE``, ``POLICY``).
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -22,7 +22,7 @@ from generators.regmap import (ADDR_BITS, BASE_OFFSET, COMMANDS, COUNTER_BITS, C
                                descriptor_fields, field)
 from generators.status import Status
 
-from .check import core_config
+from .check import CoreComponent
 
 __all__ = ["HostRegs", "axil_signature", "desc_layout"]
 
@@ -50,7 +50,7 @@ def desc_layout(cfg: SpAttenConfig) -> data.StructLayout:
     })
 
 
-class HostRegs(wiring.Component):
+class HostRegs(CoreComponent):
     """AXI4-Lite registers of one layer descriptor (see the module docstring).
 
     Members
@@ -61,14 +61,13 @@ class HostRegs(wiring.Component):
     bytes_read, bytes_written, cycles : ``In(COUNTER_BITS)``: counters shown in RD, WR, CYC
     """
 
-    def __init__(self, cfg: SpAttenConfig):
-        self._cfg = core_config(cfg)
-        super().__init__({
+    def _ports(self, cfg: SpAttenConfig) -> dict:
+        return {
             "s_axil": In(axil_signature()),
             "desc": Out(stream.Signature(desc_layout(cfg))),
             "done": In(stream.Signature(Status)),
             **{name: In(COUNTER_BITS) for name in COUNTERS.values()},
-        })
+        }
 
     def elaborate(self, platform):
         m = Module()

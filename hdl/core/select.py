@@ -1,9 +1,9 @@
 """Cascade token selection: importance and per-layer kept-token masks → the top-k engine →
 the new mask and the keep list.
 
-Spec: ``docs/core.md`` (Selection); golden model :func:`sim.golden.core.select` with the
-candidates, protection and scores of :func:`sim.golden.core.decode_step` /
-:func:`sim.golden.core.summarize`.
+Spec: ``docs/core.md`` (Selection); golden model :func:`sim.golden.select.select` with the
+candidates, protection and scores of :func:`sim.golden.core.layer_step` (which
+:func:`sim.golden.core.summarize` and :func:`sim.golden.core.decode_step` run).
 
 State: the token importance ``imp`` (``topk.capacity`` accumulators of ``core.imp_bits``,
 ``P = topk.lanes`` per memory word, loaded through ``imp_in``) and one kept-token mask per
@@ -50,7 +50,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -59,7 +59,7 @@ from generators.status import Status
 from generators.tables import age_recip_table
 
 from ..common.arith import popcount, prefix_sums
-from .check import core_config, status_state
+from .check import CoreComponent, status_state
 from .importance import sums_layout
 from ..topk import TopK
 from ..topk.layouts import out_layout as topk_out_layout
@@ -103,7 +103,7 @@ def status_layout(cfg: SpAttenConfig) -> data.StructLayout:
                               "candidates": unsigned(cfg.topk.count_bits)})
 
 
-class TokenSelect(wiring.Component):
+class TokenSelect(CoreComponent):
     """Cascade token selection for one layer per command (see the module docstring).
 
     Members
@@ -117,15 +117,14 @@ class TokenSelect(wiring.Component):
     status : ``Out(stream.Signature(status_layout(cfg)))``
     """
 
-    def __init__(self, cfg: SpAttenConfig):
-        self._cfg = core_config(cfg)
-        super().__init__({
+    def _ports(self, cfg: SpAttenConfig) -> dict:
+        return {
             "imp_in": In(stream.Signature(imp_word_layout(cfg))),
             "sums": In(stream.Signature(sums_layout(cfg))),
             "cmd": In(stream.Signature(select_cmd_layout(cfg))),
             "keep": Out(stream.Signature(topk_out_layout(cfg.select_topk))),
             "status": Out(stream.Signature(status_layout(cfg))),
-        })
+        }
 
     # Elaboration: the memories, the command state, the scores pass's two stages (read,
     # score) and the command FSM, each built by a private method below; the merge and the

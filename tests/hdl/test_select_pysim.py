@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""amaranth.sim of hdl.core.select.TokenSelect against sim.golden.core.select.
+"""amaranth.sim of hdl.core.select.TokenSelect against sim.golden.select.select.
 
 Random importance loads and chains of select commands as the core issues them
 (summarization: all tokens, then each layer from the previous one; generation: each layer
