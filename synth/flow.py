@@ -344,6 +344,47 @@ def _blackbox_commands(blackbox: tuple[str, ...]) -> dict[str, str]:
                    + "delete " + " ".join(f"t:{n}" for n in blackbox)}
 
 
+GATE_TARGETS = ("cmos", "asic")           # memories may become SRAM macros
+PNR_ARGS = {"ice40": (*ICE40_ARGS, "--pcf-allow-unconstrained"), "ecp5": ECP5_ARGS}
+# The work files of each target beyond the script, the log and the two stat reports (role →
+# name); macros add theirs (:func:`_file_names`).
+TARGET_FILES = {
+    "cmos": {},
+    "asic": {"constr": "asic_abc.constr", "netlist": "asic_netlist.v",
+             "sta_script": "asic_sta.tcl", "sta_log": "asic_sta.log"},
+    **{t: {"netlist": f"{t}_netlist.json", "pnr_log": f"{t}_nextpnr.log",
+           "pnr_report": f"{t}_nextpnr.json"} for t in PNR_ARGS},
+    "xc7": {},
+}
+_OUTPUTS = ("log", "rtl_report", "report", "netlist", "sta_log", "pnr_log", "pnr_report",
+            "memories", "logic_report", "sram_liberty")
+
+
+@dataclass
+class _Run:
+    """One run of :func:`run_synth`: its arguments, tools, files and what Yosys reported."""
+
+    target: str
+    top: str
+    clock: str
+    workdir: Path
+    blackbox: tuple[str, ...]
+    macro: bool
+    say: Callable[[str], None]
+    yosys: Path
+    lib: Path | None = None              # asic
+    sta: Path | None = None              # asic
+    nextpnr: Path | None = None          # ice40, ecp5
+    liberty_info: LibertyInfo | None = None
+    names: dict[str, str] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
+    tools: dict[str, str] = field(default_factory=dict)
+    what: str = ""
+    rtl: AreaReport | None = None
+    mapped: AreaReport | None = None
+    memories: MemoryMap | None = None
+
+
 def run_synth(verilog: Path, top: str, target: str, workdir: Path, *,
               liberty: Path | None = None,
               progress: Callable[[str], None] | None = None,
@@ -365,6 +406,34 @@ def run_synth(verilog: Path, top: str, target: str, workdir: Path, *,
     timing, so nets they drive have no arrival time and paths through them are not timed
     (``metrics["blackboxes"]`` lists them and ``note`` says so).
     """
+    verilog, workdir, blackbox = _check_arguments(verilog, top, target, workdir, clock, memory,
+                                                  blackbox)
+    start = time.monotonic()
+    run = _locate_tools(_Run(target=target, top=top, clock=clock, workdir=workdir,
+                             blackbox=blackbox, macro=memory == "macro" and target in GATE_TARGETS,
+                             say=progress or (lambda _line: None), yosys=_yosys()), liberty)
+    _prepare_workdir(run, verilog)
+    metrics = _synthesize(run)
+    if target == "cmos":
+        metrics |= _measure_cmos(run)
+    elif target == "asic":
+        metrics |= _measure_asic(run)
+    else:
+        metrics |= _measure_fpga(run, metrics)
+    if blackbox:
+        metrics["blackboxes"] = ", ".join(blackbox)
+        metrics["note"] = (f"{metrics['note']}; black boxes ({', '.join(blackbox)}) excluded, "
+                           "paths through them not timed")
+    metrics["runtime_s"] = round(time.monotonic() - start, 3)
+    files = run.files
+    return SynthResult(target=target, top=top, yosys=run.mapped.yosys, tools=run.tools,
+                       metrics=metrics, cells=dict(run.mapped.cells), workdir=workdir,
+                       script=files["script"], log=files["log"], report=files["report"],
+                       files=files)
+
+
+def _check_arguments(verilog, top, target, workdir, clock, memory, blackbox):
+    """The arguments of :func:`run_synth`, checked: ``(verilog, workdir, blackbox)``."""
     if target not in TARGETS:
         raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
     if memory not in MEMORY_MODES:
@@ -378,131 +447,141 @@ def run_synth(verilog: Path, top: str, target: str, workdir: Path, *,
         raise SynthError(f"verilog must be an existing file, not {str(verilog)!r}")
     blackbox = tuple(blackbox)
     _check_blackbox(blackbox, top, verilog.read_text(errors="replace"))
-    say = progress or (lambda _line: None)
-    start = time.monotonic()
-    macro = memory == "macro" and target in ("cmos", "asic")
+    return verilog, workdir, blackbox
 
-    # Locate every tool first, so that a missing one fails before any work.
-    yosys = _yosys()
-    lib = _liberty(liberty) if target == "asic" else None
-    sta = _sta() if target == "asic" else None
-    nextpnr = _nextpnr(target) if target in ("ice40", "ecp5") else None
 
-    workdir.mkdir(parents=True, exist_ok=True)
-    names = {"script": f"{target}.ys", "log": f"{target}.log", "rtl_report": f"{target}_rtl.json",
-             "report": f"{target}_stat.json"}
-    if target == "asic":
-        names |= {"constr": "asic_abc.constr", "netlist": "asic_netlist.v",
-                  "sta_script": "asic_sta.tcl", "sta_log": "asic_sta.log"}
-    elif target in ("ice40", "ecp5"):
-        names |= {"netlist": f"{target}_netlist.json", "pnr_log": f"{target}_nextpnr.log",
-                  "pnr_report": f"{target}_nextpnr.json"}
+def _locate_tools(run: _Run, liberty: Path | None) -> _Run:
+    """Every tool (and the liberty) the target needs, so that a missing one fails before any
+    work."""
+    if run.target == "asic":
+        run.lib, run.sta = _liberty(liberty), _sta()
+    elif run.target in PNR_ARGS:
+        run.nextpnr = _nextpnr(run.target)
+    return run
+
+
+def _file_names(target: str, macro: bool) -> dict[str, str]:
+    """The work files of one run, by role, each named after the target."""
+    names = {"script": f"{target}.ys", "log": f"{target}.log",
+             "rtl_report": f"{target}_rtl.json", "report": f"{target}_stat.json",
+             **TARGET_FILES[target]}
     if macro:
         names |= {"sram_bb": f"{target}_sram_bb.v", "sram_map": f"{target}_sram_map.v",
                   "memories": f"{target}_memories.il"}
         names |= ({"logic_report": "cmos_logic_stat.json"} if target == "cmos"
                   else {"sram_liberty": "asic_sram.lib"})
+    return names
+
+
+def _prepare_workdir(run: _Run, verilog: Path) -> None:
+    """The Verilog (and the liberty) copied in, the ABC constraints and macro files written,
+    stale reports removed."""
+    run.workdir.mkdir(parents=True, exist_ok=True)
+    run.names = names = _file_names(run.target, run.macro)
     taken = {*names.values(), *(f"{t}{s}" for t in TARGETS for s in (".ys", ".log"))}
-    src = _place(verilog, workdir, "design.v", taken)
+    src = _place(verilog, run.workdir, "design.v", taken)
     files = {"src": src}
-    if target == "asic":
-        try:
-            liberty_info = LibertyInfo.from_text(lib.read_text(errors="replace"))
-        except ValueError as exc:
-            raise SynthError(f"liberty {lib} cannot be read: {exc}") from exc
-        inverter = liberty_info.inverter
-        if inverter is None:
-            raise SynthError(f"liberty {lib} has no inverter cell (INV*) to drive ABC's "
-                             "-constr; pass a liberty with one")
-        files["liberty"] = _place(lib, workdir, "cells.lib", taken | {src.name})
-        (workdir / names["constr"]).write_text(
-            f"set_driving_cell {inverter.name}\nset_load 10\n")
-    files |= {role: workdir / name for role, name in names.items()}
-    for role in ("log", "rtl_report", "report", "netlist", "sta_log", "pnr_log", "pnr_report",
-                 "memories", "logic_report", "sram_liberty"):
+    if run.target == "asic":
+        run.liberty_info = _liberty_info(run.lib)
+        files["liberty"] = _place(run.lib, run.workdir, "cells.lib", taken | {src.name})
+        (run.workdir / names["constr"]).write_text(
+            f"set_driving_cell {run.liberty_info.inverter.name}\nset_load 10\n")
+    files |= {role: run.workdir / name for role, name in names.items()}
+    for role in _OUTPUTS:
         if role in files:
             files[role].unlink(missing_ok=True)     # a stale report must not pass for a new one
-    if macro:
+    if run.macro:
         shutil.copyfile(SCRIPTS / "sram_macro_bb.v", files["sram_bb"])
         shutil.copyfile(SCRIPTS / "sram_macro_map.v", files["sram_map"])
+    run.files = files
 
-    values = {"src": src.name, "top": top, "rtl_report": names["rtl_report"],
-              "report": names["report"], **_blackbox_commands(blackbox)}
-    if target in ("cmos", "asic"):
-        values |= _memory_commands(macro, target, names)
+
+def _liberty_info(lib: Path) -> LibertyInfo:
+    try:
+        info = LibertyInfo.from_text(lib.read_text(errors="replace"))
+    except ValueError as exc:
+        raise SynthError(f"liberty {lib} cannot be read: {exc}") from exc
+    if info.inverter is None:
+        raise SynthError(f"liberty {lib} has no inverter cell (INV*) to drive ABC's "
+                         "-constr; pass a liberty with one")
+    return info
+
+
+def _synthesize(run: _Run) -> dict[str, Metric]:
+    """Render and run the Yosys script; the metrics every target has."""
+    names, files, target = run.names, run.files, run.target
+    values = {"src": files["src"].name, "top": run.top, "rtl_report": names["rtl_report"],
+              "report": names["report"], **_blackbox_commands(run.blackbox)}
+    if target in GATE_TARGETS:
+        values |= _memory_commands(run.macro, target, names)
     if target == "asic":
-        values |= {"liberty": files["liberty"].name, "constr": names["constr"],
-                   "netlist": names["netlist"]}
-    elif "netlist" in names:
+        values |= {"liberty": files["liberty"].name, "constr": names["constr"]}
+    if "netlist" in names:
         values["netlist"] = names["netlist"]
     script = _render(f"{target}.ys", files["script"], **values)
 
-    say(f"yosys {target}…")
-    what = f"yosys {target} ({script.name})"
-    _run([str(yosys), "-q", "-l", names["log"], "-s", script.name], workdir, files["log"], what)
-    rtl = _stat(files["rtl_report"], top, what, files["log"])
-    mapped = _stat(files["report"], top, what, files["log"])
-    tools = {"yosys": mapped.short_version}
-
-    metrics: dict[str, Metric] = {
-        "cells": mapped.num_cells,
-        "rtl_ff_bits": rtl.register_bits,
-        "memory_bits": rtl.memory_bits,
-        "latches": rtl.latch_bits,
-        "io_bits": rtl.port_bits,
-    }
-    memories = None
-    if macro:
+    run.say(f"yosys {target}…")
+    run.what = what = f"yosys {target} ({script.name})"
+    _run([str(run.yosys), "-q", "-l", names["log"], "-s", script.name], run.workdir,
+         files["log"], what)
+    run.rtl = rtl = _stat(files["rtl_report"], run.top, what, files["log"])
+    run.mapped = _stat(files["report"], run.top, what, files["log"])
+    run.tools = {"yosys": run.mapped.short_version}
+    if run.macro:
         try:
-            memories = MemoryMap.from_dump(_read(files["memories"], what, files["log"]))
+            run.memories = MemoryMap.from_dump(_read(files["memories"], what, files["log"]))
         except ValueError as exc:
             raise SynthError(f"{what}: {exc} (log: {files['log']})") from exc
-    if target in ("cmos", "asic"):
-        metrics |= _metrics_memory(memories)
-    if target == "cmos":
-        logic = (_stat(files["logic_report"], top, what, files["log"]) if macro else mapped)
-        metrics |= _metrics_cmos(mapped, logic)
-    elif target == "asic":
-        metrics |= _metrics_asic(mapped, liberty_info, lib)
-        if "netlist" in files and not files["netlist"].is_file():
-            raise SynthError(f"{what} wrote no netlist {names['netlist']} (log: {files['log']})")
-        if macro:
-            _prepare_macros(files, what)
-        say("opensta…")
-        tools["opensta"] = f"OpenSTA {_version('sta', str(sta)) or 'unknown'}"
-        metrics |= _timing_asic(sta, workdir, files, top, clock)
-    else:
-        metrics |= _metrics_fpga(target, mapped)
-        if target == "xc7":
-            metrics |= {"fmax_mhz": None, "critical_path_ns": None,
-                        "note": "no open-source P&R for xc7; resources only"}
-        elif target == "ice40" and rtl.port_bits is not None and rtl.port_bits > ICE40_IO:
-            note = (f"design has {rtl.port_bits} IO bits, HX8K ct256 has {ICE40_IO}; "
-                    "resources only")
-            say(f"nextpnr-ice40 skipped: {note}")
-            metrics |= {"fmax_mhz": None, "critical_path_ns": None, "note": note}
-            metrics |= {k: None for k in ("lc_used", "lc_available", "io_used", "io_available")}
-        elif target == "ecp5" and (over := ecp5_over(metrics)):
-            note = f"does not fit the LFE5U-85F ({', '.join(over)}); resources only"
-            say(f"nextpnr-ecp5 skipped: {note}")
-            metrics |= {"fmax_mhz": None, "critical_path_ns": None, "note": note}
-            metrics |= {k: None for k in ("comb_used", "comb_available", "ff_used",
-                                          "ff_available")}
-        else:
-            say(f"nextpnr-{target}…")
-            tools[f"nextpnr-{target}"] = _version("nextpnr", str(nextpnr)) or "unknown"
-            metrics |= _pnr(target, nextpnr, workdir, files, clock)
-    if target == "cmos" and memories is not None and memories.macros:
+    return {"cells": run.mapped.num_cells, "rtl_ff_bits": rtl.register_bits,
+            "memory_bits": rtl.memory_bits, "latches": rtl.latch_bits,
+            "io_bits": rtl.port_bits}
+
+
+def _measure_cmos(run: _Run) -> dict[str, Metric]:
+    logic = (_stat(run.files["logic_report"], run.top, run.what, run.files["log"])
+             if run.macro else run.mapped)
+    metrics = _metrics_memory(run.memories) | _metrics_cmos(run.mapped, logic)
+    if run.memories is not None and run.memories.macros:
         metrics["note"] += "; SRAM macros excluded"
-    if blackbox:
-        metrics["blackboxes"] = ", ".join(blackbox)
-        metrics["note"] = (f"{metrics['note']}; black boxes ({', '.join(blackbox)}) excluded, "
-                           "paths through them not timed")
-    metrics["runtime_s"] = round(time.monotonic() - start, 3)
-    return SynthResult(target=target, top=top, yosys=mapped.yosys, tools=tools,
-                       metrics=metrics, cells=dict(mapped.cells), workdir=workdir,
-                       script=files["script"], log=files["log"], report=files["report"],
-                       files=files)
+    return metrics
+
+
+def _measure_asic(run: _Run) -> dict[str, Metric]:
+    files = run.files
+    metrics = _metrics_memory(run.memories) | _metrics_asic(run.mapped, run.liberty_info,
+                                                            run.lib)
+    if not files["netlist"].is_file():
+        raise SynthError(f"{run.what} wrote no netlist {run.names['netlist']} "
+                         f"(log: {files['log']})")
+    if run.macro:
+        _prepare_macros(files, run.what)
+    run.say("opensta…")
+    run.tools["opensta"] = f"OpenSTA {_version('sta', str(run.sta)) or 'unknown'}"
+    return metrics | _timing_asic(run.sta, run.workdir, files, run.top, run.clock)
+
+
+def _measure_fpga(run: _Run, base: dict[str, Metric]) -> dict[str, Metric]:
+    """Resources, then place and route where there is an open P&R and the design fits."""
+    target = run.target
+    metrics = _metrics_fpga(target, run.mapped)
+    skip = None
+    if target == "xc7":
+        return metrics | {"fmax_mhz": None, "critical_path_ns": None,
+                          "note": "no open-source P&R for xc7; resources only"}
+    if target == "ice40" and run.rtl.port_bits is not None and run.rtl.port_bits > ICE40_IO:
+        skip = (f"design has {run.rtl.port_bits} IO bits, HX8K ct256 has {ICE40_IO}; "
+                "resources only")
+        unused = ("lc_used", "lc_available", "io_used", "io_available")
+    elif target == "ecp5" and (over := ecp5_over(base | metrics)):
+        skip = f"does not fit the LFE5U-85F ({', '.join(over)}); resources only"
+        unused = ("comb_used", "comb_available", "ff_used", "ff_available")
+    if skip is not None:
+        run.say(f"nextpnr-{target} skipped: {skip}")
+        return metrics | {"fmax_mhz": None, "critical_path_ns": None, "note": skip} | {
+            k: None for k in unused}
+    run.say(f"nextpnr-{target}…")
+    run.tools[f"nextpnr-{target}"] = _version("nextpnr", str(run.nextpnr)) or "unknown"
+    return metrics | _pnr(target, run.nextpnr, run.workdir, run.files, run.clock)
 
 
 # --------------------------------------------------------------------------------------------
@@ -634,8 +713,7 @@ def ecp5_over(metrics: dict[str, Metric]) -> list[str]:
 
 def _pnr(target: str, nextpnr: Path, workdir: Path, files: dict[str, Path],
          clock: str) -> dict[str, Metric]:
-    args = (*ICE40_ARGS, "--pcf-allow-unconstrained") if target == "ice40" else ECP5_ARGS
-    cmd = [str(nextpnr), *args, "--json", files["netlist"].name,
+    cmd = [str(nextpnr), *PNR_ARGS[target], "--json", files["netlist"].name,
            "--freq", str(NEXTPNR_FREQ_MHZ), "--timing-allow-fail", "--seed", str(NEXTPNR_SEED),
            "--report", files["pnr_report"].name, "-q", "-l", files["pnr_log"].name]
     what = f"nextpnr-{target}"
