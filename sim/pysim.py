@@ -59,18 +59,27 @@ async def stream_recv(ctx, port, *, rng: random.Random, stall: float = 0.0,
 
 
 def run(dut, *testbenches, vcd_name: str = "dut", deadline: float | None = None):
-    """Run ``testbenches`` against ``dut`` with a clock; VCD in build/waves/ if ``WAVES=1``."""
+    """Run ``testbenches`` against ``dut`` with a clock until they all end; with a
+    ``deadline`` (seconds of simulated time) a run still going then fails (a hang is a
+    failure, not a stuck test). VCD in build/waves/ if ``WAVES=1``."""
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     for tb in testbenches:
         sim.add_testbench(tb)
+    if deadline:
+        async def watchdog(ctx):
+            await ctx.delay(deadline)
+            raise AssertionError(f"the testbenches did not end within {deadline * 1e8:.0f} "
+                                 "cycles")
+
+        sim.add_testbench(watchdog, background=True)
     if os.environ.get("WAVES") == "1":
         out = Path("build/waves")
         out.mkdir(parents=True, exist_ok=True)
         with sim.write_vcd(str(out / f"{vcd_name}.vcd")):
-            sim.run_until(deadline) if deadline else sim.run()
+            sim.run()
     else:
-        sim.run_until(deadline) if deadline else sim.run()
+        sim.run()
 
 
 def run_models(dut, critical, background=(), max_cycles: int = 50_000):

@@ -20,7 +20,6 @@ _TOOLS = {
 # gets a quarter of its share as one consecutive chunk, so one worker would get them all).
 LONGEST = [
     "tests/rtl/test_attn_cocotb.py::test_attn_rtl[head-paper]",
-    "tests/hdl/test_select_pysim.py::test_select_matches_golden[paper-stall]",
     "tests/rtl/test_core_cocotb.py::test_core_layers_bit_exact[eighth-verilator-40-3]",
     "tests/rtl/test_lint.py::test_verilator_lint_clean[paper-core]",
     "tests/synth/test_head_synth.py::test_head_ci_flat_and_hierarchical",

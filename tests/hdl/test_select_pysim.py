@@ -140,7 +140,7 @@ def _imp_words(cfg, rng):
 
 
 @pytest.mark.parametrize("name,commands,stall", [
-    ("ci", 80, (0.0, 0.0)), ("ci", 80, (0.3, 0.5)), ("paper", 6, (0.3, 0.5))],
+    ("ci", 80, (0.0, 0.0)), ("ci", 80, (0.3, 0.5)), ("paper", 12, (0.3, 0.5))],
     ids=["ci-nostall", "ci-stall", "paper-stall"])
 def test_select_matches_golden(name, commands, stall, request):
     cfg = PRESETS[name]
