@@ -18,11 +18,11 @@ BOOTSTRAPPED = @start=$$(date +%s); $(MAKE) --no-print-directory bootstrap; \
 .PHONY: demo report test check bench bootstrap apt venv warm clean help
 
 help:
-	@echo "make demo    the main job in ~10 min: generate, lint, simulate against the golden model,"
+	@echo "make demo    the main job in ~3 min: generate, lint, simulate against the golden model,"
 	@echo "             synthesize (ASIC, ECP5 place and route), bench -> build/demo/report.md"
-	@echo "make test    the full test suite (all tiers, ~10 min on 2 cores)"
+	@echo "make test    the full test suite (all tiers, ~9 min on 2 cores)"
 	@echo "make check   the fast tier (< 1 min): run it before every commit"
-	@echo "make report  the paper-scale report (spatten demo --full, ~1 h) -> build/report/report.md"
+	@echo "make report  the paper-scale report (spatten demo --full, ~30 min) -> build/report/report.md"
 	@echo "make bench   the top-k latency sweep at paper (build/bench/)"
 
 demo:

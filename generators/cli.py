@@ -327,13 +327,13 @@ def _parser() -> argparse.ArgumentParser:
     _synth_parser(sub)
     _bench_parser(sub)
     d = sub.add_parser("demo", help="generate → sim → synth → bench, written to a report",
-                       description="The main job in about ten minutes: Verilog generated and "
-                                   "linted; cocotb bit-exact against the golden model for the "
+                       description="The main job in about three minutes on 2 cores: "
+                                   "Verilog generated and linted; cocotb bit-exact against the golden model for the "
                                    "top-k engine, the head and the core (ci, Icarus); "
                                    "synthesis for ECP5 (place and route) and ASIC (OSU 0.18 "
                                    "um); benches. --full: the paper-scale report (paper and "
                                    "eighth on Verilator, the eighth core's area by block, the "
-                                   "trace replay; about an hour). Writes OUT/report.md.")
+                                   "trace replay; about half an hour). Writes OUT/report.md.")
     d.add_argument("--out", default="build", help="output folder (default: build)")
     d.add_argument("--full", action="store_true", help="the paper-scale report")
     d.set_defaults(func=cmd_demo)

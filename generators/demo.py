@@ -1,7 +1,7 @@
 """``make demo`` and ``make report``: generate → simulate against the golden model →
 synthesize → bench → a report.
 
-The default demo is the main job in about ten minutes on two cores, at the ``ci`` preset on
+The default demo is the main job in about three minutes on two cores, at the ``ci`` preset on
 Icarus: Verilog generated and linted, cocotb bit-exact runs of the top-k engine, the head
 and the core, synthesis for ASIC and for ECP5 with place and route, the top-k latency and
 core keep-ratio benches, and the accuracy tables. ``full=True`` (``make report``) is the
