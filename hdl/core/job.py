@@ -66,11 +66,6 @@ class Job(CoreComponent):
         V server
     outs : ``Out(stream.Signature(layouts.out_tag_layout(cfg)))``: accepted passes, for the
         output rows
-
-    Raises
-    ------
-    TypeError, ConfigError
-        as :func:`hdl.core.check.core_config`.
     """
 
     def _ports(self, cfg: SpAttenConfig) -> dict:

@@ -44,11 +44,6 @@ class KeepList(CoreComponent):
         selection's kept positions (``index``, ``count``, ``last``)
     o : ``Out(stream.Signature(topk.layouts.out_layout(cfg.select_topk)))``: the same beats
     k, q, v : ``In(layouts.slot_port_signature(cfg))``: the read ports of the three copies
-
-    Raises
-    ------
-    TypeError, ConfigError
-        as :func:`hdl.core.check.core_config`.
     """
 
     def _ports(self, cfg: SpAttenConfig) -> dict:

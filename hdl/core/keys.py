@@ -49,11 +49,6 @@ class KeyLoader(CoreComponent):
     desc : ``In(regs.desc_layout(cfg))``: the running layer (``token_keep``, the ``kmsb``
         and ``klsb`` bases)
     words : ``In(layouts.key_port_signature(cfg))``: the K buffer's read port
-
-    Raises
-    ------
-    TypeError, ConfigError
-        as :func:`hdl.core.check.core_config`.
     """
 
     def _ports(self, cfg: SpAttenConfig) -> dict:

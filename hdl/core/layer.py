@@ -78,11 +78,6 @@ class LayerController(CoreComponent):
     record : ``Out(stream.Signature(layouts.counter_record_layout()))``
     keeplist_busy, vserve_idle, row_written : ``In(1)``: from the writer, the V server and
         the output path
-
-    Raises
-    ------
-    TypeError, ConfigError
-        as :func:`hdl.core.check.core_config`.
     """
 
     def _ports(self, cfg: SpAttenConfig) -> dict:

@@ -41,11 +41,6 @@ class OutputPath(CoreComponent):
     row : ``Out(stream.Signature(layouts.write_row_layout(cfg)))``: to the DRAM writer
     desc : ``In(regs.desc_layout(cfg))``: the running layer (the ``out`` base)
     written : ``Out(1)``
-
-    Raises
-    ------
-    TypeError, ConfigError
-        as :func:`hdl.core.check.core_config`.
     """
 
     def _ports(self, cfg: SpAttenConfig) -> dict:

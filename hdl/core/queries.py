@@ -49,11 +49,6 @@ class QueryFetch(CoreComponent):
     desc : ``In(regs.desc_layout(cfg))``: the running layer (``mode``, ``token_keep``,
         ``newest``, the ``q`` base)
     o : ``Out(stream.Signature(layouts.query_row_layout(cfg)))``: the queries, in order
-
-    Raises
-    ------
-    TypeError, ConfigError
-        as :func:`hdl.core.check.core_config`.
     """
 
     def _ports(self, cfg: SpAttenConfig) -> dict:

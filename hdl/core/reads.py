@@ -51,11 +51,6 @@ class ReadRouter(CoreComponent):
     rdata : ``In(stream.Signature(axi.beat_layout(cfg)))``: from the DMA
     vrows, krows, qrows : ``Out(stream.Signature(layouts.row_layout(cfg), always_ready=True))``:
         landed rows of kind ``VMSB``/``VLSB``, ``KMSB``/``KLSB`` and ``Q``
-
-    Raises
-    ------
-    TypeError, ConfigError
-        as :func:`hdl.core.check.core_config`.
     """
 
     def _ports(self, cfg: SpAttenConfig) -> dict:

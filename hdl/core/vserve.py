@@ -59,11 +59,6 @@ class VServer(CoreComponent):
     keep : ``Out(layouts.slot_port_signature(cfg))``: the keep list (slot → position)
     desc : ``In(regs.desc_layout(cfg))``: the running layer (the ``vmsb`` and ``vlsb`` bases)
     idle : ``Out(1)``
-
-    Raises
-    ------
-    TypeError, ConfigError
-        as :func:`hdl.core.check.core_config`.
     """
 
     def _ports(self, cfg: SpAttenConfig) -> dict:

@@ -56,11 +56,6 @@ class WriteBack(CoreComponent):
     desc : ``In(regs.desc_layout(cfg))``: the running layer (the ``keeplist`` and
         ``counters`` bases)
     keeplist_busy : ``Out(1)``: a keep-list beat is being written
-
-    Raises
-    ------
-    TypeError, ConfigError
-        as :func:`hdl.core.check.core_config`.
     """
 
     def _ports(self, cfg: SpAttenConfig) -> dict:
