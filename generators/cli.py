@@ -9,10 +9,13 @@ raises, or a tool that fails exits with status 1 and says why in one line.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from importlib import metadata
 from pathlib import Path
+
+import numpy as np
 
 from generators.config import ConfigError
 from generators.presets import PRESETS, get_config
@@ -211,6 +214,36 @@ def cmd_demo(args, progress) -> int:
     return run_demo(out, full=args.full, progress=progress)
 
 
+def cmd_spion(args, progress) -> int:
+    from sim.golden.spion import spion_pattern
+
+    out = Path(args.out)
+    if out.is_dir():
+        raise ValueError(f"--out must be a .npy file, but {out} is a folder")
+    prepare_out_dir(out.parent)
+    path = Path(args.attn)
+    if not path.is_file():
+        raise ValueError(f"--attn must be an existing .npy file, not {str(path)!r}")
+    try:
+        attn = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"--attn {path} is not a NumPy .npy array ({e})") from None
+    if args.variant == "c" and args.density is None:
+        raise ValueError("--variant c needs --density")
+    if args.variant != "c" and args.quantile is None:
+        raise ValueError(f"--variant {args.variant} needs --quantile")
+    p = spion_pattern(attn, args.block, variant=args.variant, quantile=args.quantile,
+                      filt=args.filter, density=args.density)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.npy")
+    np.save(tmp, p.mask)
+    os.replace(tmp, out)
+    nb = p.mask.shape[0]
+    theta = "" if p.theta is None else f", theta {p.theta}"
+    print(f"SPION-{args.variant.upper()}: {int(p.mask.sum())} of {nb}x{nb} blocks kept, "
+          f"density {p.density:.4f}{theta}; wrote {out}")
+    return 0
+
+
 # ---- argument parsing -------------------------------------------------------------------
 def _common(sp, default_cfg="ci"):
     sp.add_argument("block", choices=list(BLOCKS), help="the block (" + "; ".join(
@@ -328,8 +361,9 @@ def _parser() -> argparse.ArgumentParser:
     _bench_parser(sub)
     d = sub.add_parser("demo", help="generate → sim → synth → bench, written to a report",
                        description="The main job in about three minutes on 2 cores: "
-                                   "Verilog generated and linted; cocotb bit-exact against the golden model for the "
-                                   "top-k engine, the head and the core (ci, Icarus); "
+                                   "Verilog generated and linted; cocotb bit-exact against "
+                                   "the golden model for the top-k engine, the head and the "
+                                   "core (ci, Icarus); "
                                    "synthesis for ECP5 (place and route) and ASIC (OSU 0.18 "
                                    "um); benches. --full: the paper-scale report (paper and "
                                    "eighth on Verilator, the eighth core's area by block, the "
@@ -337,7 +371,31 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="build", help="output folder (default: build)")
     d.add_argument("--full", action="store_true", help="the paper-scale report")
     d.set_defaults(func=cmd_demo)
+    _spion_parser(sub)
     return p
+
+
+def _spion_parser(sub):
+    from sim.golden.spion import DEFAULT_FILTER, VARIANTS
+
+    sp = sub.add_parser("spion", help="SPION's block-sparse pattern of an attention map "
+                                      "(the golden model)",
+                        description="The nb x nb block mask of an L x L attention map (a "
+                                    ".npy of non-negative integers, computed exactly, or "
+                                    "floats, in float64): cf = diagonal convolution, block "
+                                    "pooling, quantile threshold and greedy walk; c = the "
+                                    "top floor(nb^2*density - nb) pooled cells; f = the walk "
+                                    "without the convolution. The diagonal is always kept. "
+                                    "Writes the boolean mask and prints its density.")
+    sp.add_argument("--attn", required=True, help="the L x L attention map (.npy)")
+    sp.add_argument("--block", type=int, required=True, help="the block size B (L = nb*B)")
+    sp.add_argument("--variant", choices=VARIANTS, default="cf", help="default: cf")
+    sp.add_argument("--quantile", help="q in (0, 1), taken as the exact decimal (cf, f)")
+    sp.add_argument("--density", help="the kept fraction of blocks in (0, 1] (c)")
+    sp.add_argument("--filter", type=int, default=DEFAULT_FILTER,
+                    help=f"the odd filter size F (cf, c; default {DEFAULT_FILTER})")
+    sp.add_argument("--out", required=True, help="the mask file to write (.npy)")
+    sp.set_defaults(func=cmd_spion)
 
 
 def main(argv=None) -> int:

@@ -64,7 +64,31 @@ def _bad_inputs(tmp):
     mixed = tmp / "mixed.csv"
     mixed.write_text(TRACE_HEADER + "\n0,0,0,64.0,100,40,6,6,0.1,False,4,10,-1,True,False,"
                      "False,-1\n")
-    return [
+    import numpy as np
+
+    np.save(tmp / "square.npy", np.ones((16, 16), dtype=np.int64))
+    np.save(tmp / "wide.npy", np.ones((16, 12), dtype=np.int64))
+    np.save(tmp / "neg.npy", -np.ones((16, 16)))
+    sq, out = str(tmp / "square.npy"), str(tmp / "mask.npy")
+    spion = [
+        (["spion", "--attn", str(tmp / "wide.npy"), "--block", "4", "--quantile", "0.5",
+          "--out", out], "must be a square 2-D array"),
+        (["spion", "--attn", sq, "--block", "5", "--quantile", "0.5", "--out", out],
+         "must be a positive multiple of the block"),
+        (["spion", "--attn", str(tmp / "neg.npy"), "--block", "4", "--quantile", "0.5",
+          "--out", out], "must be non-negative"),
+        (["spion", "--attn", sq, "--block", "4", "--quantile", "1", "--out", out],
+         "q must be in (0, 1)"),
+        (["spion", "--attn", sq, "--block", "4", "--quantile", "0.5", "--filter", "4",
+          "--out", out], "positive odd integer, not 4"),
+        (["spion", "--attn", sq, "--block", "4", "--variant", "c", "--out", out],
+         "--variant c needs --density"),
+        (["spion", "--attn", str(afile), "--block", "4", "--quantile", "0.5", "--out", out],
+         "is not a NumPy .npy array"),
+        (["spion", "--attn", sq, "--block", "4", "--quantile", "0.5", "--out", str(tmp)],
+         "--out must be a .npy file"),
+    ]
+    return spion + [
         (["generate", "topk", "--config", "nosuch"], "config must be a preset"),
         (["generate", "topk", "--config", str(tmp)], "is a folder, not a .toml file"),
         (["generate", "topk", "--config", str(tmp / "adir.toml")], "is a folder"),
@@ -140,3 +164,19 @@ def test_packets_in_all_are_split_over_the_stall_settings():
     assert stall_plan(500, ["0:0", "0.3:0.5"]) == "0:0:250,0.3:0.5:250"
     with pytest.raises(ValueError, match="at least 1"):
         stall_plan(0, ["0:0"])
+
+
+def test_spion_writes_the_golden_mask(tmp_path, capsys):
+    import numpy as np
+
+    from sim.golden.spion import spion_pattern
+
+    a = np.random.default_rng(3).integers(0, 9, (64, 64))
+    np.save(tmp_path / "a.npy", a)
+    out = tmp_path / "m" / "mask.npy"
+    assert main(["spion", "--attn", str(tmp_path / "a.npy"), "--block", "8", "--quantile",
+                 "0.96", "--out", str(out)]) == 0
+    mask = np.load(out)
+    want = spion_pattern(a, 8, quantile="0.96")
+    assert mask.dtype == bool and np.array_equal(mask, want.mask)
+    assert f"density {want.density:.4f}" in capsys.readouterr().out
