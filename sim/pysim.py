@@ -58,14 +58,18 @@ async def stream_recv(ctx, port, *, rng: random.Random, stall: float = 0.0,
     ctx.set(port.ready, 0)
 
 
-def run(dut, *testbenches, vcd_name: str = "dut", deadline: float | None = None):
-    """Run ``testbenches`` against ``dut`` with a clock until they all end; with a
-    ``deadline`` (seconds of simulated time) a run still going then fails (a hang is a
-    failure, not a stuck test). VCD in build/waves/ if ``WAVES=1``."""
+def run(dut, *testbenches, background=(), vcd_name: str = "dut",
+        deadline: float | None = None):
+    """Run ``testbenches`` against ``dut`` with a clock until they all end (``background``
+    ones are models that never end); with a ``deadline`` (seconds of simulated time) a run
+    still going then fails (a hang is a failure, not a stuck test). VCD in build/waves/ if
+    ``WAVES=1``."""
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     for tb in testbenches:
         sim.add_testbench(tb)
+    for tb in background:
+        sim.add_testbench(tb, background=True)
     if deadline:
         async def watchdog(ctx):
             await ctx.delay(deadline)
@@ -83,21 +87,9 @@ def run(dut, *testbenches, vcd_name: str = "dut", deadline: float | None = None)
 
 
 def run_models(dut, critical, background=(), max_cycles: int = 50_000):
-    """Simulate until the ``critical`` testbenches end (``background`` ones are models that
-    never end); a run longer than ``max_cycles`` fails (a hang is a failure, not a stuck
-    test)."""
-    async def watchdog(ctx):
-        for _ in range(max_cycles):
-            await ctx.tick()
-        raise AssertionError(f"the testbenches did not end within {max_cycles} cycles")
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    for tb in critical:
-        sim.add_testbench(tb)
-    for tb in (*background, watchdog):
-        sim.add_testbench(tb, background=True)
-    sim.run()
+    """:func:`run` with the ``critical`` testbenches, the ``background`` models and a
+    deadline of ``max_cycles`` clock cycles."""
+    run(dut, *critical, background=background, deadline=max_cycles * 1e-8)
 
 
 def read_port_model(port, table):

@@ -58,12 +58,17 @@ def test_key_sweeps_match_model(name, stall):
         ctx.set(dut.desc.kmsb, bases[ReadKind.KMSB])
         ctx.set(dut.desc.klsb, bases[ReadKind.KLSB])
         pending = list(sweeps)
-        kind, head, n = pending.pop(0)
-        ctx.set(dut.desc.token_keep, n)
-        ctx.set(dut.cmd.payload, {"kind": kind, "head": head})
-        ctx.set(dut.cmd.valid, 1)
-        await ctx.tick()
-        ctx.set(dut.cmd.valid, 0)
+
+        async def issue():                # the next sweep: one cycle on always-ready cmd
+            kind, head, n = pending.pop(0)
+            ctx.set(dut.desc.token_keep, n)
+            ctx.set(dut.cmd.payload, {"kind": kind, "head": head})
+            ctx.set(dut.cmd.valid, 1)
+            await ctx.tick()
+            ctx.set(dut.cmd.valid, 0)
+            return kind, n
+
+        kind, n = await issue()
         while True:
             ready = int(r.random() >= stall[1])
             ctx.set(dut.done.ready, ready)
@@ -79,12 +84,7 @@ def test_key_sweeps_match_model(name, stall):
             await _read_back(ctx, kind, n)
             if not pending:
                 return
-            kind, head, n = pending.pop(0)
-            ctx.set(dut.desc.token_keep, n)
-            ctx.set(dut.cmd.payload, {"kind": kind, "head": head})
-            ctx.set(dut.cmd.valid, 1)
-            await ctx.tick()
-            ctx.set(dut.cmd.valid, 0)
+            kind, n = await issue()
 
     async def _read_back(ctx, kind, n):
         plane = dut.words.msb if kind == ReadKind.KMSB else dut.words.lsb
